@@ -1,0 +1,3 @@
+from dip_cli.cli import main
+
+main()

@@ -1,0 +1,268 @@
+"""The DIP fitting loop: fit a network's weights so that A(net(z)) matches the observation y.
+
+Read it top to bottom: one step is jitter z, forward, crop, loss through the operator, Adam
+step, then bookkeeping (EMA of outputs, the early-stop statistic, metrics). Every few steps
+(``log_every``) the host reads the metrics (one sync), asks the stop rule, and calls the hooks
+that save checkpoints and snapshots. This module knows nothing of files or of the CLI: the
+caller passes hooks.
+
+Ctrl-C is deferred to the end of the current step, so the state handed to
+``on_checkpoint`` is always consistent and a resumed run continues bit-for-bit.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from dip_cli.errors import FitError, Interrupted
+from dip_cli.operators import Operator
+from dip_cli.stopping import WindowedVariance
+
+METRIC_COLUMNS = ("iteration", "loss", "psnr_input", "wmv", "psnr_reference")
+
+
+@dataclass
+class FitSettings:
+    iters: int
+    lr: float = 0.01
+    reg_noise_std: float = 1 / 30
+    ema: float = 0.99
+    stop_rule: str = "auto"  # "auto": ES-WMV; "fixed": run the whole budget
+    window: int = 100
+    patience: int = 500
+    warmup: int = 200
+    log_every: int = 25
+    checkpoint_every: int = 0  # 0 = only on interrupt
+    snapshot_every: int = 0  # 0 = none
+
+
+@dataclass
+class Problem:
+    """What to fit: observation y = A(x) (+ noise), and the image size to crop the output to."""
+
+    y: torch.Tensor
+    operator: Operator
+    height: int
+    width: int
+    reference: torch.Tensor | None = None
+
+
+@dataclass
+class Status:
+    """What the hooks see at each log point."""
+
+    iteration: int  # steps completed
+    iters: int
+    loss: float
+    psnr_input: float
+    wmv: float
+    psnr_reference: float | None
+    selected_iteration: int | None
+
+
+@dataclass
+class Hooks:
+    on_log: Callable[[list[dict], Status], None] | None = None
+    on_checkpoint: Callable[[dict], None] | None = None
+    on_snapshot: Callable[[int, torch.Tensor], None] | None = None
+
+
+@dataclass
+class FitResult:
+    image: torch.Tensor  # (1, C, H, W) on CPU, the output to save
+    iterations: int  # steps run in total
+    selected_iteration: int  # the step whose output was kept (1-based count of steps)
+    stop_reason: str  # "early-stop" | "budget"
+    final_status: Status | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+def fit(
+    net: nn.Module,
+    z: torch.Tensor,
+    problem: Problem,
+    settings: FitSettings,
+    *,
+    generator: torch.Generator,
+    hooks: Hooks | None = None,
+    resume: dict | None = None,
+) -> FitResult:
+    """Fit ``net`` so that A(net(z)) matches ``problem.y``; return the selected output."""
+    hooks = hooks or Hooks()
+    # foreach: one fused call per step instead of a Python loop over ~100 tensors (5 ms on CPU).
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, foreach=True)
+    stopper = WindowedVariance(
+        settings.window,
+        settings.patience if settings.stop_rule == "auto" else None,
+        settings.warmup,
+    )
+    ema: torch.Tensor | None = None
+    start = 0
+    if resume is not None:
+        net.load_state_dict(resume["net"])
+        optimizer.load_state_dict(resume["optimizer"])
+        generator.set_state(resume["noise_rng"])
+        stopper.load_state_dict(resume["stopper"])
+        ema = resume["ema"]
+        start = resume["iteration"]
+
+    def state(completed: int) -> dict:
+        return {
+            "iteration": completed,
+            "net": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "noise_rng": generator.get_state(),
+            "stopper": stopper.state_dict(),
+            "ema": ema,
+        }
+
+    net.train()  # BatchNorm uses the statistics of the one image, as in the paper
+    pending: list[torch.Tensor] = []
+    history: list[dict] = []
+    status: Status | None = None
+    stop_reason = "budget"
+    completed = start
+    with _deferred_interrupt() as interrupted:
+        for step in range(start, settings.iters):
+            # --- one DIP step -----------------------------------------------------------
+            z_in = z
+            if settings.reg_noise_std > 0:
+                jitter = torch.randn(z.shape, generator=generator, device=z.device)
+                z_in = z + settings.reg_noise_std * jitter
+            output = net(z_in)[..., : problem.height, : problem.width]
+            loss = problem.operator.mse(problem.operator.A(output), problem.y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+            # --- bookkeeping, all on the device -------------------------------------------
+            with torch.no_grad():
+                output = output.detach()
+                if settings.ema > 0:
+                    ema = output.clone() if ema is None else ema.lerp_(output, 1 - settings.ema)
+                    smoothed = ema
+                else:
+                    smoothed = output
+                wmv = stopper.update(step, output, smoothed)
+                pending.append(_step_metrics(step, loss, smoothed, wmv, problem))
+            completed = step + 1
+
+            # --- every log_every steps (and before any checkpoint): one host sync, hooks ----------
+            last = completed == settings.iters
+            checkpoint_due = bool(settings.checkpoint_every) and completed % settings.checkpoint_every == 0
+            if completed % settings.log_every == 0 or last or checkpoint_due or interrupted.is_set():
+                rows = _flush(pending)
+                history.extend(rows)
+                status = _status(rows[-1], settings.iters, stopper)
+                if not math.isfinite(status.loss):
+                    raise FitError(
+                        f"the fit diverged at iteration {completed} (loss {status.loss}); "
+                        "try a lower learning rate or another seed"
+                    )
+                if hooks.on_log:
+                    hooks.on_log(rows, status)
+            # The rule is asked on a fixed cadence, so where a run stops never depends on
+            # --save-every or on where it was interrupted.
+            if completed % settings.log_every == 0 and stopper.should_stop(completed):
+                stop_reason = "early-stop"
+            # Metrics are flushed above, so a checkpoint never leaves rows only in memory.
+            if interrupted.is_set():
+                if hooks.on_checkpoint:
+                    hooks.on_checkpoint(state(completed))
+                raise Interrupted(f"interrupted at iteration {completed}; checkpoint saved")
+            if hooks.on_snapshot and settings.snapshot_every and completed % settings.snapshot_every == 0:
+                hooks.on_snapshot(completed, smoothed.cpu())
+            finished = last or stop_reason != "budget"
+            if hooks.on_checkpoint and (checkpoint_due or (finished and settings.checkpoint_every)):
+                hooks.on_checkpoint(state(completed))
+            if stop_reason != "budget":
+                break
+
+    selected = stopper.selected_iteration if settings.stop_rule == "auto" else None
+    if selected is not None:
+        image, selected_step = stopper.best_image, selected + 1
+    else:
+        image, selected_step = (ema if settings.ema > 0 and ema is not None else output), completed
+    return FitResult(image.detach().cpu(), completed, selected_step, stop_reason, status, history)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB for images in [0, 1], as a device tensor."""
+    return -10 * torch.log10(torch.mean((a - b) ** 2).clamp_min(1e-12))
+
+
+def _step_metrics(
+    step: int, loss: torch.Tensor, smoothed: torch.Tensor, wmv: torch.Tensor, problem: Problem
+) -> torch.Tensor:
+    mse_input = problem.operator.mse(problem.operator.A(smoothed), problem.y)
+    psnr_input = -10 * torch.log10(mse_input.clamp_min(1e-12))
+    if problem.reference is not None:
+        psnr_reference = psnr(smoothed, problem.reference)
+    else:
+        psnr_reference = torch.tensor(math.nan, device=smoothed.device)
+    iteration = torch.tensor(float(step + 1), device=smoothed.device)
+    return torch.stack([iteration, loss.detach(), psnr_input, wmv, psnr_reference])
+
+
+def _flush(pending: list[torch.Tensor]) -> list[dict]:
+    values = torch.stack(pending).tolist()  # the one host sync per log period
+    pending.clear()
+    rows = []
+    for row in values:
+        entry = dict(zip(METRIC_COLUMNS, row, strict=True))
+        entry["iteration"] = int(entry["iteration"])
+        rows.append(entry)
+    return rows
+
+
+def _status(row: dict, iters: int, stopper: WindowedVariance) -> Status:
+    reference = row["psnr_reference"]
+    return Status(
+        iteration=row["iteration"],
+        iters=iters,
+        loss=row["loss"],
+        psnr_input=row["psnr_input"],
+        wmv=row["wmv"],
+        psnr_reference=None if math.isnan(reference) else reference,
+        selected_iteration=None if stopper.selected_iteration is None else stopper.selected_iteration + 1,
+    )
+
+
+class _Flag:
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+@contextmanager
+def _deferred_interrupt() -> Iterator[_Flag]:
+    """Turn the first Ctrl-C into a flag checked between steps; a second one aborts at once."""
+    flag = _Flag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,131 @@
+"""Early stopping by windowed moving variance (ES-WMV, Wang et al., TMLR 2023).
+
+DIP fits the image content first and the noise later. While it fits content, successive
+outputs change a lot; once it has the content and before it starts memorising noise, they
+change least. ES-WMV tracks VAR_t = mean over the last W outputs of ||x_i - mean||^2 / N, keeps
+the output at its minimum, and stops after ``patience`` iterations without a new minimum.
+
+Everything per step happens on the device (no host sync): the buffer, the statistic, the
+running minimum and the image kept at the minimum (``torch.where``). The host looks only when
+``should_stop`` is called, every few steps. Memory is bounded: at most ``max_values`` entries
+per output are kept (a fixed random subset of pixels on large images).
+
+Cost: recomputing the variance of the whole window each step took 22 ms at 128 px on this
+CPU (a quarter of a fit step). Instead the window's sums are slid by one entry per step, O(N),
+around a centre c (sums of x - c, not of x, so float32 does not cancel catastrophically), and
+recomputed exactly from the buffer every W steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+MAX_VALUES = 1 << 16
+
+
+class WindowedVariance:
+    """ES-WMV statistic and selection. With ``patience=None`` it only measures (fixed budget)."""
+
+    def __init__(
+        self,
+        window: int,
+        patience: int | None,
+        warmup: int = 0,
+        max_values: int = MAX_VALUES,
+    ) -> None:
+        self.window = window
+        self.patience = patience
+        self.warmup = warmup
+        self.max_values = max_values
+        self.buffer: torch.Tensor | None = None
+        self.index: torch.Tensor | None = None
+        self.filled = 0
+        self.best_value: torch.Tensor | None = None
+        self.best_iteration: torch.Tensor | None = None
+        self.best_image: torch.Tensor | None = None
+        self.center: torch.Tensor | None = None  # c: the window mean at the last recentring
+        self.sum_dev: torch.Tensor | None = None  # sum over the window of (x_i - c)
+        self.sq_dev: torch.Tensor | None = None  # sum over the window of ||x_i - c||^2
+
+    def _start(self, output: torch.Tensor) -> None:
+        numel = output.numel()
+        device = output.device
+        if numel > self.max_values:
+            # A fixed pixel subset: same subset every step, seeded so resume sees the same one.
+            generator = torch.Generator().manual_seed(numel)
+            self.index = torch.randperm(numel, generator=generator)[: self.max_values].to(device)
+        size = min(numel, self.max_values)
+        self.buffer = torch.zeros(self.window, size, device=device)
+        self.best_value = torch.tensor(math.inf, device=device)
+        self.best_iteration = torch.tensor(-1, device=device)
+        self.best_image = torch.zeros_like(output)
+
+    def update(self, iteration: int, output: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
+        """Record step ``iteration``'s raw output; ``candidate`` is what to keep if it is best.
+
+        Returns VAR_t as a 0-dim device tensor (NaN until the window is full).
+        """
+        if self.buffer is None:
+            self._start(output)
+        flat = output.reshape(-1)
+        if self.index is not None:
+            flat = flat[self.index]
+        slot = iteration % self.window
+        if self.filled == self.window:  # slide: the new entry replaces the oldest
+            old = self.buffer[slot]
+            self.sum_dev += flat - old
+            self.sq_dev += (flat - self.center).square().sum() - (old - self.center).square().sum()
+        self.buffer[slot] = flat
+        if self.filled < self.window:
+            self.filled += 1
+            if self.filled < self.window:
+                return torch.tensor(math.nan, device=output.device)
+            self._recenter()
+        elif slot == 0:
+            self._recenter()
+        mean_dev = self.sum_dev / self.window
+        variance = (self.sq_dev / self.window - mean_dev.square().sum()) / flat.numel()
+        if iteration >= self.warmup:
+            better = variance < self.best_value
+            self.best_value = torch.where(better, variance, self.best_value)
+            self.best_iteration = torch.where(better, iteration, self.best_iteration)
+            self.best_image = torch.where(better, candidate, self.best_image)
+        return variance
+
+    def _recenter(self) -> None:
+        self.center = self.buffer.mean(dim=0)
+        deviation = self.buffer - self.center
+        self.sum_dev = deviation.sum(dim=0)
+        self.sq_dev = deviation.square().sum()
+
+    def should_stop(self, iteration: int) -> bool:
+        """True once ``patience`` steps passed without a new minimum. Syncs with the device."""
+        if self.patience is None or self.best_iteration is None:
+            return False
+        best = int(self.best_iteration)
+        return best >= 0 and iteration - best >= self.patience
+
+    @property
+    def selected_iteration(self) -> int | None:
+        if self.best_iteration is None or int(self.best_iteration) < 0:
+            return None
+        return int(self.best_iteration)
+
+    def state_dict(self) -> dict:
+        return {
+            "buffer": self.buffer,
+            "index": self.index,
+            "filled": self.filled,
+            "best_value": self.best_value,
+            "best_iteration": self.best_iteration,
+            "best_image": self.best_image,
+            "center": self.center,
+            "sum_dev": self.sum_dev,
+            "sq_dev": self.sq_dev,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)

@@ -1,0 +1,57 @@
+"""Every registered network: shapes, range, odd sizes, gradients; the paper net's size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dip_cli.networks import NETWORKS, build_network, count_parameters, make_input, size_multiple
+
+SMALL = {"channels_down": [8, 8, 8], "upsample": "bilinear"}
+
+
+@pytest.mark.parametrize("kind", sorted(NETWORKS))
+@pytest.mark.parametrize(("height", "width"), [(16, 16), (24, 40), (19, 33)])
+def test_forward_shape_range_and_gradients(kind, height, width):
+    torch.manual_seed(0)
+    net = build_network(kind, 4, 3, **SMALL)
+    z = torch.rand(1, 4, height, width) * 0.1
+    out = net(z)
+    assert out.shape[:2] == (1, 3)
+    # Odd sizes come out within one size multiple (skip branches crop, hourglasses do not);
+    # the fit loop pads z to the multiple and crops the output, so it never sees this.
+    assert abs(out.shape[2] - height) < size_multiple(net)
+    assert abs(out.shape[3] - width) < size_multiple(net)
+    assert out.min() >= 0 and out.max() <= 1
+    out.mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize("kind", sorted(NETWORKS))
+def test_padded_sizes_come_back_exactly(kind):
+    net = build_network(kind, 2, 1, **SMALL)
+    assert size_multiple(net) == 8
+    assert net(torch.rand(1, 2, 24, 40)).shape == (1, 1, 24, 40)
+
+
+def test_paper_skip_net_has_the_papers_size():
+    net = build_network("skip", 32, 3)  # 5 levels x 128 channels, 4 skip channels
+    assert count_parameters(net) == pytest.approx(2.22e6, rel=0.01)
+
+
+def test_hourglass_has_no_skip_branches():
+    net = build_network("hourglass", 2, 3, channels_down=[8, 8])
+    assert all(level.skip is None for level in [net.body, net.body.inner])
+
+
+def test_inputs():
+    generator = torch.Generator().manual_seed(0)
+    noise = make_input("noise", 5, 6, 7, generator)
+    assert noise.shape == (1, 5, 6, 7) and noise.min() >= 0 and noise.max() <= 0.1
+    grid = make_input("meshgrid", 2, 3, 5, generator)
+    assert grid[0, 0, 0].tolist() == [0, 0.25, 0.5, 0.75, 1] and grid[0, 1, :, 0].tolist() == [0, 0.5, 1]
+
+
+def test_unknown_network_lists_the_known_ones():
+    with pytest.raises(ValueError, match="known: hourglass, skip"):
+        build_network("transformer", 1, 1)

@@ -1,0 +1,66 @@
+"""ES-WMV: the sliding statistic is the exact windowed variance; selection and patience."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from dip_cli.stopping import WindowedVariance
+
+
+def exact_wmv(outputs: list[torch.Tensor]) -> float:
+    stacked = torch.stack([o.flatten() for o in outputs]).double()
+    return float(stacked.var(dim=0, unbiased=False).mean())
+
+
+def test_sliding_statistic_equals_the_exact_windowed_variance():
+    torch.manual_seed(0)
+    rule = WindowedVariance(window=7, patience=None)
+    outputs = [0.5 + 0.01 * torch.randn(1, 3, 5, 6) + 0.001 * i for i in range(40)]
+    for i, out in enumerate(outputs):
+        value = float(rule.update(i, out, out))
+        if i < 6:
+            assert math.isnan(value)
+        else:
+            assert math.isclose(value, exact_wmv(outputs[i - 6 : i + 1]), rel_tol=1e-4)
+
+
+def test_keeps_the_output_at_the_minimum_and_stops_after_patience():
+    # Outputs converge until step 30, then wander off (as when the network fits noise).
+    rule = WindowedVariance(window=5, patience=10, warmup=0)
+    torch.manual_seed(0)
+    stopped_at = None
+    for i in range(100):
+        spread = 1.0 / (i + 1) if i <= 30 else 0.03 * (i - 29)
+        out = torch.rand(1, 1, 4, 4) * spread
+        marker = torch.full((1, 1, 4, 4), float(i))
+        rule.update(i, out, marker)
+        if rule.should_stop(i + 1):
+            stopped_at = i + 1
+            break
+    best = rule.selected_iteration
+    assert best is not None and 25 <= best <= 32
+    assert float(rule.best_image[0, 0, 0, 0]) == best  # the candidate of that very step
+    assert stopped_at == best + 10
+
+
+def test_fixed_budget_mode_measures_but_never_stops():
+    rule = WindowedVariance(window=3, patience=None)
+    for i in range(20):
+        rule.update(i, torch.full((1, 1, 2, 2), float(i % 2)), torch.zeros(1, 1, 2, 2))
+        assert not rule.should_stop(i + 1)
+
+
+def test_warmup_ignores_early_minima():
+    rule = WindowedVariance(window=2, patience=5, warmup=10)
+    for i in range(12):
+        rule.update(i, torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2))
+    assert rule.selected_iteration == 10
+
+
+def test_memory_is_bounded_on_large_images():
+    rule = WindowedVariance(window=4, patience=None, max_values=1000)
+    big = torch.rand(1, 3, 100, 100)
+    rule.update(0, big, big)
+    assert rule.buffer.shape == (4, 1000)
