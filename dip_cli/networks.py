@@ -137,8 +137,12 @@ def build_hourglass(
     *,
     channels_down: Sequence[int] = (128,) * 5,
     channels_up: Sequence[int] | None = None,
+    channels_skip: Sequence[int] | None = None,
     upsample: str = "bilinear",
 ) -> Skip:
+    """The skip net without skip connections (the paper's large-hole inpainting net)."""
+    if channels_skip is not None and any(channels_skip):
+        raise ValueError("an hourglass has no skip connections: set channels_skip to zeros or use 'skip'")
     return build_skip(
         in_channels,
         out_channels,

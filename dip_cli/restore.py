@@ -35,10 +35,10 @@ from dip_cli.fit import METRIC_COLUMNS, FitResult, FitSettings, Hooks, Problem, 
 from dip_cli.io import Picture, load_image, load_mask, mask_from_alpha, save_image
 from dip_cli.metrics import psnr, ssim
 from dip_cli.networks import build_network, count_parameters, make_input, size_multiple
-from dip_cli.operators import Identity, Mask, Operator
+from dip_cli.operators import Downsample, Identity, Mask, Operator
 from dip_cli.presets import Preset, load_preset
 
-TASK_DEFAULT_PRESET = {"denoise": "denoise", "inpaint": "inpaint", "jpeg": "jpeg"}
+TASK_DEFAULT_PRESET = {"denoise": "denoise", "inpaint": "inpaint", "jpeg": "jpeg", "sr": "sr4"}
 
 
 @dataclass
@@ -56,6 +56,7 @@ class RestoreRequest:
     save_every: int = 500
     mask: str | None = None  # a path, or "alpha"
     invert_mask: bool = False
+    scale: int | None = None  # super-resolution factor
     reference: Path | None = None
     resume: bool = False
     overwrite: bool = False
@@ -75,7 +76,7 @@ class RestoreResult:
     psnr_input: float  # the output vs the observation, on the observed pixels
     psnr_reference: float | None = None
     ssim_reference: float | None = None
-    psnr_reference_input: float | None = None  # the corrupted input vs the reference
+    psnr_reference_input: float | None = None  # the input (for sr: bicubic upscale) vs the reference
     resumed_from: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -125,20 +126,24 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
 
     picture = load_image(request.input)
     known = _load_known(request, picture)
-    reference = _load_reference(request.reference, picture) if request.reference else None
+    operator, y = _observation(request, picture, known)
+    out_h, out_w = picture.height * (request.scale or 1), picture.width * (request.scale or 1)
+    reference = (
+        _load_reference(request.reference, out_h, out_w, picture.channels) if request.reference else None
+    )
 
     device = devices.resolve_device(request.device)
     threads = request.threads or devices.default_threads(picture.height * picture.width)
     devices.configure(device, threads)
     torch.manual_seed(request.seed)  # the network's initial weights
     net = build_network_for(preset, picture.channels)
-    padded_h, padded_w = padded_size(picture.height, picture.width, size_multiple(net))
+    padded_h, padded_w = padded_size(out_h, out_w, size_multiple(net))
     multiple = size_multiple(net)
     needed = devices.estimate_bytes(net, preset.input_depth, padded_h, padded_w, multiple)
     devices.check_fits(
         needed,
         device,
-        f"restoring {request.input.name} ({picture.width}x{picture.height}) with preset {preset.name}",
+        f"restoring {request.input.name} (to {out_w}x{out_h}) with preset {preset.name}",
     )
     code_rng = torch.Generator().manual_seed(request.seed)
     z = make_input(preset.input_kind, preset.input_depth, padded_h, padded_w, code_rng)
@@ -150,12 +155,11 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
     net, z = net.to(device), z.to(device)
     jitter_rng = torch.Generator(device=device).manual_seed(request.seed + 1)
 
-    operator, y = _observation(picture, known)
     problem = Problem(
         y=y.to(device),
         operator=operator.to(device),
-        height=picture.height,
-        width=picture.width,
+        height=out_h,
+        width=out_w,
         reference=None if reference is None else _to_tensor(reference.pixels).to(device),
     )
     settings = FitSettings(
@@ -185,6 +189,8 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
         "device": str(device),
         "threads": torch.get_num_threads(),
         "image_size": [picture.width, picture.height],
+        "output_size": [out_w, out_h],
+        "scale": request.scale,
         "channels": picture.channels,
         "bit_depth": picture.bit_depth,
         "padded_size": [padded_w, padded_h],
@@ -229,7 +235,7 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
     finally:
         observer.finish()
 
-    restored = _finish_picture(picture, result, known, request)
+    restored = _finish_picture(picture, result, known, request, (out_h, out_w))
     save_image(output, restored)
     outcome = RestoreResult(
         input=request.input,
@@ -241,13 +247,15 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
         selected_iteration=result.selected_iteration,
         stop_reason=result.stop_reason,
         seconds=round(elapsed(), 2),
-        psnr_input=_psnr_vs_input(result, picture, known),
+        psnr_input=_psnr_vs_input(result.image, operator.to("cpu"), y),
         resumed_from=done,
     )
     if reference is not None:
         outcome.psnr_reference = psnr(restored.pixels, reference.pixels)
         outcome.ssim_reference = ssim(restored.pixels, reference.pixels)
-        outcome.psnr_reference_input = psnr(picture.pixels, reference.pixels)
+        # For super-resolution "the input" is its bicubic upscale, the baseline to beat.
+        baseline = picture.pixels if not request.scale else _upscale(picture.pixels, (out_h, out_w))
+        outcome.psnr_reference_input = psnr(baseline, reference.pixels)
     run_info.update(
         status="finished",
         stop_reason=result.stop_reason,
@@ -281,7 +289,11 @@ def build_network_for(preset: Preset, channels: int) -> torch.nn.Module:
 
 
 def _resolve_preset(request: RestoreRequest) -> Preset:
-    preset = load_preset(request.preset or TASK_DEFAULT_PRESET[request.task])
+    default = "sr8" if request.task == "sr" and request.scale == 8 else TASK_DEFAULT_PRESET[request.task]
+    preset = load_preset(request.preset or default)
+    if request.task == "sr" and request.scale not in Downsample.SCALES:
+        scales = ", ".join(map(str, Downsample.SCALES))
+        raise InputError(f"--scale {request.scale} is not supported; use one of {scales}")
     if request.iters is not None and request.iters < 1:
         raise InputError(f"--iters must be >= 1, got {request.iters}")
     if request.save_every < 1:
@@ -314,23 +326,28 @@ def _load_known(request: RestoreRequest, picture: Picture) -> np.ndarray | None:
     return load_mask(request.mask, picture.height, picture.width, invert=request.invert_mask)
 
 
-def _load_reference(path: Path, picture: Picture) -> Picture:
+def _load_reference(path: Path, height: int, width: int, channels: int) -> Picture:
     reference = load_image(path)
-    if (reference.height, reference.width) != (picture.height, picture.width):
+    if (reference.height, reference.width) != (height, width):
         raise InputError(
-            f"reference {path} is {reference.width}x{reference.height} but the image is "
-            f"{picture.width}x{picture.height}; they must have the same size"
+            f"reference {path} is {reference.width}x{reference.height} but the output is "
+            f"{width}x{height}; they must have the same size"
         )
-    if reference.channels != picture.channels:
+    if reference.channels != channels:
         raise InputError(
-            f"reference {path} has {reference.channels} channel(s) and the image {picture.channels}; "
+            f"reference {path} has {reference.channels} channel(s) and the image {channels}; "
             "compare grayscale with grayscale and colour with colour"
         )
     return reference
 
 
-def _observation(picture: Picture, known: np.ndarray | None) -> tuple[Operator, torch.Tensor]:
+def _observation(
+    request: RestoreRequest, picture: Picture, known: np.ndarray | None
+) -> tuple[Operator, torch.Tensor]:
+    """The operator A and the observation y (the input image, masked where unknown)."""
     y = _to_tensor(picture.pixels)
+    if request.task == "sr":
+        return Downsample(request.scale, picture.channels), y
     if known is None:
         return Identity(), y
     known_t = torch.from_numpy(known.astype(np.float32))[None, None]
@@ -350,6 +367,7 @@ def _fingerprint(request: RestoreRequest, preset: Preset) -> dict:
         "task": request.task,
         "inputs_sha256": digest.hexdigest(),
         "invert_mask": request.invert_mask,
+        "scale": request.scale,
         "seed": request.seed,
         "settings": json.dumps(settings, sort_keys=True),
     }
@@ -411,10 +429,16 @@ def _append_metrics(path: Path, rows: list[dict]) -> None:
 
 
 def _finish_picture(
-    picture: Picture, result: FitResult, known: np.ndarray | None, request: RestoreRequest
+    picture: Picture,
+    result: FitResult,
+    known: np.ndarray | None,
+    request: RestoreRequest,
+    size: tuple[int, int],
 ) -> Picture:
     pixels = result.image[0].permute(1, 2, 0).numpy()
     alpha = picture.alpha
+    if alpha is not None and alpha.shape != size:
+        alpha = _resize(alpha, size)
     if known is not None:
         # Known pixels are facts: keep them exactly, use the network only to fill the holes.
         pixels = np.where(known[..., None], picture.pixels, pixels)
@@ -427,12 +451,21 @@ def _picture_like(picture: Picture, image: torch.Tensor) -> Picture:
     return Picture(image[0].permute(1, 2, 0).numpy(), None, 8)
 
 
-def _psnr_vs_input(result: FitResult, picture: Picture, known: np.ndarray | None) -> float:
-    """How closely the network's output matches what was observed (before pasting)."""
-    pixels = result.image[0].permute(1, 2, 0).numpy()
-    if known is None:
-        return psnr(pixels, picture.pixels)
-    return psnr(pixels[known], picture.pixels[known])
+def _psnr_vs_input(image: torch.Tensor, operator: Operator, y: torch.Tensor) -> float:
+    """How closely the network's output, degraded by A, matches the observed entries."""
+    mse = float(operator.mse(operator.A(image), y))
+    return 100.0 if mse <= 1e-10 else -10.0 * math.log10(mse)
+
+
+def _upscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.stack([_resize(pixels[..., c], size) for c in range(pixels.shape[2])], axis=2)
+
+
+def _resize(channel: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    image = Image.fromarray(channel.astype(np.float32))  # mode F
+    return np.clip(np.asarray(image.resize((size[1], size[0]), Image.Resampling.BICUBIC)), 0, 1)
 
 
 def _to_tensor(pixels: np.ndarray) -> torch.Tensor:

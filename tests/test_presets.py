@@ -68,3 +68,12 @@ def test_overrides_are_validated():
     assert preset.with_overrides(iters=7, stop_rule=None).iters == 7
     with pytest.raises(InputError, match="stop rule"):
         preset.with_overrides(stop_rule="sometimes")
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_every_builtin_preset_builds_its_network(name):
+    from dip_cli.restore import build_network_for
+
+    preset = load_preset(name)
+    net = build_network_for(preset, 3)
+    assert sum(p.numel() for p in net.parameters()) > 0
