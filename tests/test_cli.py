@@ -419,3 +419,13 @@ def test_sr_output_is_scale_times_larger_and_keeps_alpha(cli, tiny_preset, tmp_p
     assert code == 0, err
     restored = load_image(tmp_path / "small.restored.png")
     assert (restored.height, restored.width) == (48, 40) and restored.alpha.shape == (48, 40)
+
+
+def test_sr_memory_estimate_is_for_the_upscaled_output(cli, tiny_preset, tmp_path, monkeypatch):
+    import dip_cli.device
+
+    seen = []
+    monkeypatch.setattr(dip_cli.device, "available_bytes", lambda device: seen.append(1) or 1000)
+    path = write(tmp_path / "small.png", real_crop(size=12))
+    expect_error(cli("sr", path, "--scale", "8", "--preset", tiny_preset), "(to 96x96)", "needs about")
+    assert seen
