@@ -260,7 +260,3 @@ _PIL_FORMATS = {
     ".webp": "WEBP",
     ".bmp": "BMP",
 }
-
-
-def is_image_path(path: Path) -> bool:
-    return path.suffix.lower() in READ_EXTENSIONS

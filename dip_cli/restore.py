@@ -20,7 +20,7 @@ import math
 import platform
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -78,7 +78,6 @@ class RestoreResult:
     ssim_reference: float | None = None
     psnr_reference_input: float | None = None  # the input (for sr: bicubic upscale) vs the reference
     resumed_from: int = 0
-    extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """JSON-ready: paths as strings, NaN as None."""
@@ -122,7 +121,7 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
     preset = _resolve_preset(request)
     output = request.output or default_output(request.input)
     run_dir = request.run_dir or output.parent / f"{request.input.stem}.dip"
-    _check_paths(request, output, run_dir)
+    _check_paths(request, output)
 
     picture = load_image(request.input)
     known = _load_known(request, picture)
@@ -301,19 +300,19 @@ def _resolve_preset(request: RestoreRequest) -> Preset:
     return preset.with_overrides(iters=request.iters, stop_rule=request.stop)
 
 
-def _check_paths(request: RestoreRequest, output: Path, run_dir: Path) -> None:
-    protected = [request.input, request.reference]
+def _check_paths(request: RestoreRequest, output: Path) -> None:
+    """The output is never an input (also through a link), a folder, or silently replaced."""
+    inputs = [request.input, request.reference]
     if request.mask not in (None, "alpha"):
-        protected.append(Path(request.mask))
-    for path in protected:
-        if path is not None and path.exists() and output.exists() and output.samefile(path):
+        inputs.append(Path(request.mask))
+    for path in filter(None, inputs):
+        same = output.exists() and path.exists() and output.samefile(path)
+        if same or output.resolve() == path.resolve():
             raise InputError(f"the output {output} is an input file; dip never overwrites its inputs")
-        if path is not None and output.resolve() == path.resolve():
-            raise InputError(f"the output {output} is an input file; dip never overwrites its inputs")
+    if output.is_dir():
+        raise InputError(f"the output {output} is a folder; give a file name such as {output / 'out.png'}")
     if output.exists() and not request.overwrite:
         raise InputError(f"{output} already exists; pass --overwrite to replace it or -o to write elsewhere")
-    if output.exists() and output.is_dir():
-        raise InputError(f"the output {output} is a folder; give a file name such as {output / 'out.png'}")
 
 
 def _load_known(request: RestoreRequest, picture: Picture) -> np.ndarray | None:
