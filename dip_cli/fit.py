@@ -125,6 +125,7 @@ def fit(
         }
 
     net.train()  # BatchNorm uses the statistics of the one image, as in the paper
+    no_reference = torch.tensor(math.nan, device=z.device)  # made once, not every step
     pending: list[torch.Tensor] = []
     history: list[dict] = []
     status: Status | None = None
@@ -152,14 +153,14 @@ def fit(
                 else:
                     smoothed = output
                 wmv = stopper.update(step, output, smoothed)
-                pending.append(_step_metrics(step, loss, smoothed, wmv, problem))
+                pending.append(_step_metrics(loss, smoothed, wmv, problem, no_reference))
             completed = step + 1
 
             # --- every log_every steps (and before any checkpoint): one host sync, hooks ----------
             last = completed == settings.iters
             checkpoint_due = bool(settings.checkpoint_every) and completed % settings.checkpoint_every == 0
             if completed % settings.log_every == 0 or last or checkpoint_due or interrupted.is_set():
-                rows = _flush(pending)
+                rows = _flush(pending, first_iteration=completed - len(pending) + 1)
                 history.extend(rows)
                 status = _status(rows[-1], settings.iters, stopper)
                 if not math.isfinite(status.loss):
@@ -200,27 +201,27 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _step_metrics(
-    step: int, loss: torch.Tensor, smoothed: torch.Tensor, wmv: torch.Tensor, problem: Problem
+    loss: torch.Tensor,
+    smoothed: torch.Tensor,
+    wmv: torch.Tensor,
+    problem: Problem,
+    no_reference: torch.Tensor,
 ) -> torch.Tensor:
+    """One step's figures as a device tensor: loss, PSNR vs input, ES-WMV, PSNR vs reference."""
     mse_input = problem.operator.mse(problem.operator.A(smoothed), problem.y)
     psnr_input = -10 * torch.log10(mse_input.clamp_min(1e-12))
-    if problem.reference is not None:
-        psnr_reference = psnr(smoothed, problem.reference)
-    else:
-        psnr_reference = torch.tensor(math.nan, device=smoothed.device)
-    iteration = torch.tensor(float(step + 1), device=smoothed.device)
-    return torch.stack([iteration, loss.detach(), psnr_input, wmv, psnr_reference])
+    psnr_reference = no_reference if problem.reference is None else psnr(smoothed, problem.reference)
+    return torch.stack([loss.detach(), psnr_input, wmv, psnr_reference])
 
 
-def _flush(pending: list[torch.Tensor]) -> list[dict]:
-    values = torch.stack(pending).tolist()  # the one host sync per log period
+def _flush(pending: list[torch.Tensor], first_iteration: int) -> list[dict]:
+    """Bring the pending steps to the host (the one sync per log period); number them there."""
+    values = torch.stack(pending).tolist()
     pending.clear()
-    rows = []
-    for row in values:
-        entry = dict(zip(METRIC_COLUMNS, row, strict=True))
-        entry["iteration"] = int(entry["iteration"])
-        rows.append(entry)
-    return rows
+    return [
+        {"iteration": first_iteration + i, **dict(zip(METRIC_COLUMNS[1:], row, strict=True))}
+        for i, row in enumerate(values)
+    ]
 
 
 def _status(row: dict, iters: int, stopper: WindowedVariance) -> Status:

@@ -9,7 +9,11 @@ import numpy as np
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB (data range 1); capped at 100 dB for identical images."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return psnr_from_mse(float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)))
+
+
+def psnr_from_mse(mse: float) -> float:
+    """dB for images in [0, 1]; capped at 100 dB so identical images give a finite figure."""
     return 100.0 if mse <= 1e-10 else -10.0 * math.log10(mse)
 
 

@@ -33,7 +33,7 @@ from dip_cli.checkpoint import load_checkpoint, save_checkpoint
 from dip_cli.errors import InputError, Interrupted
 from dip_cli.fit import METRIC_COLUMNS, FitResult, FitSettings, Hooks, Problem, Status, fit
 from dip_cli.io import Picture, load_image, load_mask, mask_from_alpha, save_image
-from dip_cli.metrics import psnr, ssim
+from dip_cli.metrics import psnr, psnr_from_mse, ssim
 from dip_cli.networks import build_network, count_parameters, make_input, size_multiple
 from dip_cli.operators import Downsample, Identity, Mask, Operator
 from dip_cli.presets import Preset, load_preset
@@ -136,8 +136,8 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
     devices.configure(device, threads)
     torch.manual_seed(request.seed)  # the network's initial weights
     net = build_network_for(preset, picture.channels)
-    padded_h, padded_w = padded_size(out_h, out_w, size_multiple(net))
     multiple = size_multiple(net)
+    padded_h, padded_w = padded_size(out_h, out_w, multiple)
     needed = devices.estimate_bytes(net, preset.input_depth, padded_h, padded_w, multiple)
     devices.check_fits(
         needed,
@@ -452,8 +452,7 @@ def _picture_like(picture: Picture, image: torch.Tensor) -> Picture:
 
 def _psnr_vs_input(image: torch.Tensor, operator: Operator, y: torch.Tensor) -> float:
     """How closely the network's output, degraded by A, matches the observed entries."""
-    mse = float(operator.mse(operator.A(image), y))
-    return 100.0 if mse <= 1e-10 else -10.0 * math.log10(mse)
+    return psnr_from_mse(float(operator.mse(operator.A(image), y)))
 
 
 def _upscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

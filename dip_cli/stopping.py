@@ -61,6 +61,7 @@ class WindowedVariance:
         self.best_value = torch.tensor(math.inf, device=device)
         self.best_iteration = torch.tensor(-1, device=device)
         self.best_image = torch.zeros_like(output)
+        self._nan = torch.tensor(math.nan, device=device)
 
     def update(self, iteration: int, output: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
         """Record step ``iteration``'s raw output; ``candidate`` is what to keep if it is best.
@@ -81,7 +82,7 @@ class WindowedVariance:
         if self.filled < self.window:
             self.filled += 1
             if self.filled < self.window:
-                return torch.tensor(math.nan, device=output.device)
+                return self._nan
             self._recenter()
         elif slot == 0:
             self._recenter()
@@ -129,3 +130,5 @@ class WindowedVariance:
     def load_state_dict(self, state: dict) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+        if self.buffer is not None:
+            self._nan = torch.tensor(math.nan, device=self.buffer.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -64,3 +65,16 @@ def test_memory_is_bounded_on_large_images():
     big = torch.rand(1, 3, 100, 100)
     rule.update(0, big, big)
     assert rule.buffer.shape == (4, 1000)
+
+
+def test_resume_while_the_window_is_still_filling():
+    first = WindowedVariance(window=6, patience=3)
+    outputs = [torch.full((1, 1, 2, 2), 0.1 * i) for i in range(10)]
+    for i in range(3):
+        first.update(i, outputs[i], outputs[i])
+    resumed = WindowedVariance(window=6, patience=3)
+    resumed.load_state_dict(copy.deepcopy(first.state_dict()))  # as torch.save + load would
+    straight = first
+    for i in range(3, 10):
+        a, b = straight.update(i, outputs[i], outputs[i]), resumed.update(i, outputs[i], outputs[i])
+        assert (math.isnan(a) and math.isnan(b)) or float(a) == float(b)
