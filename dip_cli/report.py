@@ -76,20 +76,9 @@ def summary_table(results: Sequence) -> Table:
             r.stop_reason,
             f"{r.seconds:.0f}s",
             f"{r.psnr_input:.2f}",
-            _reference_cell(r),
+            _reference_row_cell(r.as_dict()),
         )
     return table
-
-
-def _reference_cell(result) -> str:
-    if result.psnr_reference is None:
-        return "-"
-    text = f"{result.psnr_reference:.2f} dB"
-    if result.psnr_reference_input is not None:
-        text += f" (input {result.psnr_reference_input:.2f})"
-    if result.ssim_reference is not None and not math.isnan(result.ssim_reference):
-        text += f"\nSSIM {result.ssim_reference:.3f}"
-    return text
 
 
 def results_json(results: Sequence) -> str:
@@ -101,3 +90,123 @@ def _json_default(value):
     if isinstance(value, float) and math.isnan(value):
         return None
     return str(value)
+
+
+class BatchDisplay:
+    """Live display of a batch on stderr: images done/total with ETA, one bar per image running."""
+
+    def __init__(self, console: Console, *, enabled: bool = True) -> None:
+        self.console = console
+        self.enabled = enabled
+        self._progress: Progress | None = None
+        self._overall = None
+        self._images: dict[int, object] = {}
+
+    def batch_start(self, total: int, done: int) -> None:
+        if not self.enabled:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self._progress.start()
+        note = f"{done} already restored" if done else ""
+        self._overall = self._progress.add_task("images", total=total, completed=done, stats=note)
+
+    def image_start(self, key: int, name: str, total: int, done: int) -> None:
+        if self._progress is None:
+            return
+        note = f"resumed at {done}" if done else "starting"
+        self._images[key] = self._progress.add_task(f"  {name}", total=total, completed=done, stats=note)
+
+    def image_update(self, key: int, status) -> None:
+        if self._progress is None or key not in self._images:
+            return
+        stats = f"loss {status.loss:.2e}  PSNR(in) {status.psnr_input:5.2f}"
+        if status.selected_iteration is not None:
+            stats += f"  best@{status.selected_iteration}"
+        self._progress.update(self._images[key], completed=status.iteration, stats=stats)
+
+    def image_finish(self, key: int, outcome) -> None:
+        if self._progress is None:
+            return
+        if key in self._images:
+            self._progress.remove_task(self._images.pop(key))
+        if key >= 0 and outcome.status != "pending":
+            self._progress.advance(self._overall)
+        if outcome.status == "failed":
+            self._progress.console.print(f"[red]failed:[/] {_failure_line(outcome)}", highlight=False)
+
+    def batch_finish(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+_STATUS_STYLE = {
+    "restored": "green",
+    "skipped": "dim",
+    "failed": "red",
+    "interrupted": "yellow",
+    "pending": "yellow",
+}
+
+
+def batch_table(report) -> Table:
+    """One row per image: status, kept/run iterations, stop reason, time, PSNR; why failures failed."""
+    totals = ", ".join(
+        f"{report.count(s)} {s}"
+        for s in ("restored", "skipped", "failed", "interrupted", "pending")
+        if report.count(s)
+    )
+    table = Table(title=f"dip batch: {totals} ({report.seconds:.0f}s)")
+    table.add_column("image")
+    for column in ("status", "kept/run", "stop", "time", "PSNR in", "vs ref"):
+        table.add_column(column, justify="right")
+    for outcome in report.outcomes:
+        r = outcome.row()
+        style = _STATUS_STYLE.get(outcome.status, "")
+        table.add_row(
+            str(outcome.item.input),
+            f"[{style}]{outcome.status}[/]" if style else outcome.status,
+            _cell(r["selected_iteration"], r["iterations"], "{}/{}"),
+            r["stop_reason"] or "-",
+            _cell(r["seconds"], None, "{:.0f}s"),
+            _cell(r["psnr_input"], None, "{:.2f}"),
+            _reference_row_cell(r),
+        )
+    failures = [o for o in report.outcomes if o.status == "failed"]
+    if failures:
+        table.caption = "\n".join(_failure_line(o) for o in failures)
+        table.caption_justify = "left"
+    return table
+
+
+def _failure_line(outcome) -> str:
+    """The error message, prefixed by the file unless the message already names it."""
+    name = str(outcome.item.input)
+    return outcome.message if name in outcome.message else f"{name}: {outcome.message}"
+
+
+def _cell(value, second, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value, second) if second is not None else fmt.format(value)
+
+
+def _reference_row_cell(row: dict) -> str:
+    value = row.get("psnr_reference")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    text = f"{value:.2f} dB"
+    if row.get("psnr_reference_input") is not None:
+        text += f" (input {row['psnr_reference_input']:.2f})"
+    if row.get("ssim_reference") is not None:
+        text += f"\nSSIM {row['ssim_reference']:.3f}"
+    return text

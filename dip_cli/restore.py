@@ -268,6 +268,12 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
     return outcome
 
 
+def check_request(request: RestoreRequest) -> None:
+    """Fail early on what would fail for every image of a batch: preset, options, device."""
+    _resolve_preset(request)
+    devices.resolve_device(request.device)
+
+
 def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
     """Round up to the network's multiple, and to at least two of them: BatchNorm at the
     deepest level needs more than one value per channel."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +93,30 @@ def cli(monkeypatch):
         return result.exit_code, result.stdout, result.stderr
 
     return invoke
+
+
+def dip_process(*args) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dip_cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def wait_for_checkpoint(run_dir: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not (run_dir / "checkpoint.pt").exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+def expect_error(result, *fragments, code=2):
+    exit_code, _, err = result
+    assert exit_code == code, err
+    flat = " ".join(err.split())
+    for fragment in fragments:
+        assert fragment in flat, flat
+    assert "Traceback" not in err

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +14,7 @@ from PIL import Image
 from dip_cli.io import load_image
 from dip_cli.metrics import psnr
 from dip_cli.operators import simulate_jpeg
-from tests.conftest import real_crop, write
+from tests.conftest import dip_process, expect_error, real_crop, wait_for_checkpoint, write
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -195,15 +191,6 @@ def test_presets_command_lists_the_builtins(cli):
 # --- errors: one clear line on stderr, exit code 2, no traceback ------------------------------
 
 
-def expect_error(result, *fragments, code=2):
-    exit_code, _, err = result
-    assert exit_code == code, err
-    flat = " ".join(err.split())
-    for fragment in fragments:
-        assert fragment in flat, flat
-    assert "Traceback" not in err
-
-
 def test_missing_input(cli, tmp_path):
     expect_error(cli("denoise", tmp_path / "nope.png"), "does not exist")
 
@@ -286,24 +273,6 @@ def test_earlier_run_needs_resume_or_overwrite(cli, tiny_preset, noisy_image, tm
 
 
 # --- killed runs: a real process, a real signal -----------------------------------------------
-
-
-def dip_process(*args) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "dip_cli", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-
-
-def wait_for_checkpoint(run_dir: Path, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while not (run_dir / "checkpoint.pt").exists():
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.time() < deadline, "no checkpoint appeared"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])

@@ -1,0 +1,533 @@
+"""Many images: find them, name their outputs, skip finished ones, isolate failures, summarise.
+
+A batch is a plan (``plan_batch``: which files, where each result goes) and a run
+(``run_batch``: restore each one with ``restore.restore``). The rules a user relies on:
+
+- Folders are searched for image files (``io.READ_EXTENSIONS``; ``--glob`` narrows the names;
+  ``--recursive`` descends). dip's own outputs (``*.restored.*``, ``*.dip/`` run folders, the
+  ``-o`` folder) and hidden files are never taken as inputs.
+- With ``-o DIR`` the output tree mirrors the input tree: ``photos/a/b.jpg`` -> ``DIR/a/b.png``.
+  Without it, each result goes beside its input as ``STEM.restored.png``. Inputs that would
+  share an output name (``x.png`` and ``x.jpg``) both get their extension in it (``x_png``,
+  ``x_jpg``), so names never collide and stay the same on every rerun.
+- A rerun skips images whose output exists (unless ``--overwrite``) and resumes images whose
+  run was interrupted, from their checkpoints. Outputs are written atomically, so an existing
+  output is always a finished one.
+- One bad image (unreadable, too large, a failed write) is reported and the batch goes on;
+  Ctrl-C stops the batch after checkpointing the images in progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fnmatch
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dip_cli.errors import DipError, InputError, Interrupted
+from dip_cli.io import READ_EXTENSIONS
+
+#: Exit code of a batch in which at least one image failed (the others were restored).
+EXIT_SOME_FAILED = 3
+
+SUMMARY_COLUMNS = (
+    "input",
+    "output",
+    "status",
+    "iterations",
+    "selected_iteration",
+    "stop_reason",
+    "seconds",
+    "psnr_input",
+    "psnr_reference",
+    "ssim_reference",
+    "psnr_reference_input",
+    "message",
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image of a batch: where it is, where its result and run folder go."""
+
+    input: Path
+    relative: Path  # its path under the folder it was found in (for mirroring and references)
+    output: Path
+    run_dir: Path
+
+
+@dataclass
+class Plan:
+    items: list[Item]
+    ignored: list[Path]  # files in the folders that are not images (or not matching --glob)
+    summary_dir: Path  # where summary.csv / summary.json go
+
+
+@dataclass
+class Outcome:
+    """What happened to one image: restored, skipped (already done), failed, interrupted, pending."""
+
+    item: Item
+    status: str
+    result: object | None = None  # a RestoreResult when restored (or read back when skipped)
+    message: str = ""
+
+    def row(self) -> dict:
+        data = {"input": str(self.item.input), "output": str(self.item.output), "status": self.status}
+        result = _result_dict(self.result)
+        for column in SUMMARY_COLUMNS[3:-1]:
+            data[column] = result.get(column)
+        data["message"] = self.message
+        return data
+
+
+@dataclass
+class BatchReport:
+    outcomes: list[Outcome]
+    ignored: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return Interrupted.exit_code
+        return EXIT_SOME_FAILED if self.count("failed") else 0
+
+
+# --- planning ------------------------------------------------------------------------------------
+
+
+def plan_batch(
+    inputs: Iterable[Path],
+    *,
+    output_dir: Path | None,
+    recursive: bool = False,
+    pattern: str | None = None,
+) -> Plan:
+    """Expand files and folders into a list of images with collision-free output names."""
+    inputs = list(inputs)
+    if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
+        raise InputError(f"-o {output_dir} is a file; with several inputs or a folder, -o names a folder")
+    folders = [p for p in inputs if p.is_dir()]
+    found: list[tuple[Path, Path]] = []  # (path, relative path in the output tree)
+    ignored: list[Path] = []
+    for path in inputs:
+        if not path.exists():
+            raise InputError(f"{path} does not exist")
+        if path.is_dir():
+            # One folder mirrors into -o directly; several keep their names to stay apart.
+            prefix = Path(path.resolve().name) if len(folders) > 1 else Path()
+            for file in _scan(path, recursive, pattern, output_dir, ignored):
+                found.append((file, prefix / file.relative_to(path)))
+        else:
+            found.append((path, Path(path.name)))
+    found = _unique_by_file(found)
+    if not found:
+        where = ", ".join(str(p) for p in inputs)
+        hint = "" if recursive else " (add --recursive to search subfolders)"
+        raise InputError(f"no images found in {where}{hint}")
+    items = _name_outputs(found, output_dir)
+    _check_no_input_overwritten(items)
+    summary_dir = output_dir or _common_folder([item.input for item in items])
+    return Plan(items, ignored, summary_dir)
+
+
+def _scan(
+    folder: Path, recursive: bool, pattern: str | None, output_dir: Path | None, ignored: list[Path]
+) -> list[Path]:
+    skip_dir = output_dir.resolve() if output_dir is not None else None
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        root_path = Path(root)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if recursive
+            and not d.startswith(".")
+            and not d.endswith(".dip")
+            and (root_path / d).resolve() != skip_dir
+        )
+        for name in sorted(names):
+            path = root_path / name
+            if name.startswith(".") or ".restored." in name:
+                continue  # hidden files, dip's own temp files and outputs
+            is_image = path.suffix.lower() in READ_EXTENSIONS
+            relative = path.relative_to(folder).as_posix().lower()
+            matches = pattern is None or any(
+                fnmatch.fnmatch(text, pattern.lower()) for text in (name.lower(), relative)
+            )
+            if is_image and matches:
+                files.append(path)
+            elif not is_image:
+                ignored.append(path)
+    return files
+
+
+def _unique_by_file(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """The same file named twice (directly and through its folder) is restored once."""
+    seen: set[Path] = set()
+    unique = []
+    for path, relative in found:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append((path, relative))
+    return unique
+
+
+def _name_outputs(found: list[tuple[Path, Path]], output_dir: Path | None) -> list[Item]:
+    def base(path: Path, relative: Path) -> Path:
+        return (output_dir / relative.parent) if output_dir is not None else path.parent
+
+    # Inputs whose output would land in the same folder under the same stem get their extension.
+    by_name: dict[tuple[Path, str], int] = {}
+    for path, relative in found:
+        key = (base(path, relative).resolve(), path.stem.lower())
+        by_name[key] = by_name.get(key, 0) + 1
+    items = []
+    for path, relative in found:
+        folder = base(path, relative)
+        stem = path.stem
+        if by_name[(folder.resolve(), stem.lower())] > 1:
+            stem = f"{stem}_{path.suffix.lstrip('.').lower()}"
+        name = f"{stem}.png" if output_dir is not None else f"{stem}.restored.png"
+        items.append(Item(path, relative, folder / name, folder / f"{stem}.dip"))
+    return items
+
+
+def _check_no_input_overwritten(items: list[Item]) -> None:
+    inputs = {item.input.resolve() for item in items}
+    for item in items:
+        if item.output.resolve() in inputs:
+            raise InputError(
+                f"the output {item.output} would replace the input of the same name; "
+                "dip never overwrites its inputs: give -o another folder"
+            )
+
+
+def _common_folder(paths: list[Path]) -> Path:
+    return Path(os.path.commonpath([str(p.resolve().parent) for p in paths]))
+
+
+def find_reference(reference_dir: Path, item: Item) -> Path | None:
+    """The clean image for ``item``: the same relative path, or the same stem with any extension."""
+    exact = reference_dir / item.relative
+    if exact.is_file():
+        return exact
+    for suffix in READ_EXTENSIONS:
+        candidate = (reference_dir / item.relative).with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+class BatchObserver:
+    """What a batch run reports to (the CLI's display; tests may pass their own)."""
+
+    def batch_start(self, total: int, done: int) -> None: ...
+    def image_start(self, key: int, name: str, total: int, done: int) -> None: ...
+    def image_update(self, key: int, status) -> None: ...
+    def image_finish(self, key: int, outcome: Outcome) -> None: ...
+    def batch_finish(self) -> None: ...
+
+
+def run_batch(
+    plan: Plan,
+    template,  # RestoreRequest without input/output/run_dir
+    *,
+    reference_dir: Path | None = None,
+    workers: int = 1,
+    observer: BatchObserver | None = None,
+) -> BatchReport:
+    """Restore every image of ``plan``; failures are recorded, never raised (except Ctrl-C)."""
+    from dip_cli.restore import check_request
+
+    check_request(template)  # a bad preset or device fails once, not once per image
+    observer = observer or BatchObserver()
+    started = time.perf_counter()
+    outcomes = {item: done for item in plan.items if (done := _already_done(item, template.overwrite))}
+    remaining = [item for item in plan.items if item not in outcomes]
+    parallel = workers > 1 and len(remaining) > 1
+    if parallel and template.threads is None:
+        # Share the cores: one image gains little from more threads (DESIGN §7, README).
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        template = replace(template, threads=max(1, cores // workers))
+    todo = [(item, _request_for(item, template, reference_dir)) for item in remaining]
+    observer.batch_start(len(plan.items), len(outcomes))
+    for outcome in outcomes.values():
+        observer.image_finish(-1, outcome)
+    runner = _run_parallel if parallel else _run_sequential
+    interrupted = runner(todo, workers, observer, outcomes)
+    observer.batch_finish()
+    ordered = [outcomes.get(item) or Outcome(item, "pending", message="not started") for item in plan.items]
+    return BatchReport(ordered, plan.ignored, round(time.perf_counter() - started, 2), interrupted)
+
+
+def _already_done(item: Item, overwrite: bool) -> Outcome | None:
+    if overwrite or not item.output.exists():
+        return None
+    return Outcome(item, "skipped", _finished_result(item), "already restored (--overwrite to redo)")
+
+
+def _finished_result(item: Item) -> dict | None:
+    """The figures of the earlier run, read back from its run.json, for the summary."""
+    try:
+        info = json.loads((item.run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    result = info.get("result")
+    return result if isinstance(result, dict) and result.get("output") == str(item.output) else None
+
+
+def _request_for(item: Item, template, reference_dir: Path | None):
+    reference = find_reference(reference_dir, item) if reference_dir is not None else None
+    # An interrupted run of this image continues from its checkpoint; a finished one was skipped.
+    resume = not template.overwrite and (item.run_dir / "checkpoint.pt").exists()
+    return replace(
+        template,
+        input=item.input,
+        output=item.output,
+        run_dir=item.run_dir,
+        reference=reference,
+        resume=resume,
+    )
+
+
+def _guarded(item: Item, work: Callable[[], object]) -> Outcome:
+    try:
+        result = work()
+    except Interrupted:
+        return Outcome(item, "interrupted", message="interrupted; rerun the same command to resume")
+    except DipError as exc:
+        return Outcome(item, "failed", message=str(exc))
+    except OSError as exc:  # disk full, permission denied: this image failed, the batch goes on
+        return Outcome(item, "failed", message=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        if os.environ.get("DIP_DEBUG"):
+            raise
+        return Outcome(item, "failed", message=f"unexpected {type(exc).__name__}: {exc} (a bug in dip?)")
+    return Outcome(item, "restored", result, "resumed" if result.resumed_from else "")
+
+
+class _ObserverAdapter:
+    """restore()'s single-image observer, forwarded to the batch observer under a key."""
+
+    def __init__(self, observer: BatchObserver | None, key: int) -> None:
+        self.observer, self.key = observer, key
+
+    def start(self, name: str, total: int, done: int) -> None:
+        if self.observer:
+            self.observer.image_start(self.key, name, total, done)
+
+    def update(self, status) -> None:
+        if self.observer:
+            self.observer.image_update(self.key, status)
+
+    def finish(self) -> None:
+        pass
+
+
+def _run_sequential(todo, workers, observer: BatchObserver, outcomes: dict) -> bool:
+    from dip_cli.restore import restore
+
+    for key, (item, request) in enumerate(todo):
+        adapter = _ObserverAdapter(observer, key)
+        try:
+            outcome = _guarded(item, lambda request=request, adapter=adapter: restore(request, adapter))
+        except KeyboardInterrupt:  # between fit steps' deferral: while loading or saving
+            outcome = Outcome(item, "interrupted", message="interrupted; rerun the same command to resume")
+        outcomes[item] = outcome
+        observer.image_finish(key, outcome)
+        if outcome.status == "interrupted":
+            return True
+    return False
+
+
+def _run_parallel(todo, workers: int, observer: BatchObserver, outcomes: dict) -> bool:
+    """Several worker processes, each restoring one image at a time with its share of the cores.
+
+    Processes, not threads: each has its own torch thread pool and signal handling. Workers
+    run in their own process groups, so a Ctrl-C reaches only this process, which then asks
+    each worker once (SIGINT) to checkpoint its image at the next step boundary and stop.
+    """
+    import multiprocessing
+    import signal
+
+    context = multiprocessing.get_context("spawn")  # fork after torch's thread pools can hang
+    queue, stop_event = context.Queue(), context.Event()
+    stop_requested = False
+
+    def on_sigint(signum, frame):
+        nonlocal stop_requested
+        stop_requested = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    signalled = False
+    try:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue, stop_event)
+        ) as pool:
+            futures = {
+                pool.submit(_worker_restore, request, key): (key, item)
+                for key, (item, request) in enumerate(todo)
+            }
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(queue, observer)
+                for future in finished:
+                    key, item = futures[future]
+                    outcome = _future_outcome(future, item, stop_requested)
+                    outcomes[item] = outcome
+                    observer.image_finish(key, outcome)
+                    stop_requested |= outcome.status == "interrupted"
+                if stop_requested and not signalled:
+                    signalled = True
+                    stop_event.set()
+                    _interrupt_workers(pool, pending)
+            _drain(queue, observer)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return stop_requested
+
+
+# Worker-process globals, set once by _init_worker.
+_progress_queue = None
+_stop_event = None
+
+
+def _init_worker(queue, stop_event) -> None:
+    global _progress_queue, _stop_event
+    _progress_queue, _stop_event = queue, stop_event
+    os.setpgrp()  # a terminal's Ctrl-C goes to the parent only; it forwards exactly one SIGINT
+
+
+def _worker_restore(request, key: int) -> Outcome:
+    from dip_cli.restore import restore
+
+    item = Item(request.input, Path(request.input.name), request.output, request.run_dir)
+    if _stop_event.is_set():  # queued before the stop: do not start it
+        return Outcome(item, "pending", message="not started")
+    try:
+        return _guarded(item, lambda: restore(request, _QueueObserver(_progress_queue, key)))
+    except KeyboardInterrupt:  # arrived outside the fit loop (loading, saving): nothing to checkpoint
+        return Outcome(item, "interrupted", message="interrupted; rerun the same command to resume")
+
+
+class _QueueObserver:
+    def __init__(self, queue, key: int) -> None:
+        self.queue, self.key = queue, key
+
+    def start(self, name: str, total: int, done: int) -> None:
+        self.queue.put(("start", self.key, (name, total, done)))
+
+    def update(self, status) -> None:
+        self.queue.put(("update", self.key, status))
+
+    def finish(self) -> None:
+        pass
+
+
+def _drain(queue, observer: BatchObserver) -> None:
+    import queue as queues
+
+    while True:
+        try:
+            kind, key, payload = queue.get_nowait()
+        except queues.Empty:
+            return
+        if kind == "start":
+            observer.image_start(key, *payload)
+        else:
+            observer.image_update(key, payload)
+
+
+def _future_outcome(future: Future, item: Item, stopping: bool) -> Outcome:
+    if future.cancelled():
+        return Outcome(item, "pending", message="not started")
+    try:
+        outcome = future.result()
+    except Exception as exc:  # the worker process died: killed, out of memory, or by our Ctrl-C
+        if stopping:
+            return Outcome(item, "pending", message="not started")
+        return Outcome(item, "failed", message=f"worker failed: {type(exc).__name__}: {exc}")
+    return replace(outcome, item=item)
+
+
+def _interrupt_workers(pool: ProcessPoolExecutor, pending: set[Future]) -> None:
+    """Cancel images not started; ask running workers to checkpoint and stop."""
+    import signal
+
+    for future in pending:
+        future.cancel()
+    processes = getattr(pool, "_processes", None) or {}  # no public API for a pool's processes
+    for process in list(processes.values()):
+        if process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)  # the fit loop defers it to a step boundary
+
+
+# --- summary -------------------------------------------------------------------------------------
+
+
+def write_summary(report: BatchReport, folder: Path) -> tuple[Path, Path]:
+    """summary.csv (one row per image) and summary.json (rows, totals, ignored files)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [_clean_row(outcome.row()) for outcome in report.outcomes]
+    csv_path, json_path = folder / "summary.csv", folder / "summary.json"
+    _atomic_write(csv_path, _csv_text(rows))
+    totals = {s: report.count(s) for s in ("restored", "skipped", "failed", "interrupted", "pending")}
+    payload = {
+        "images": rows,
+        "totals": totals,
+        "ignored": [str(p) for p in report.ignored],
+        "seconds": report.seconds,
+        "exit_code": report.exit_code,
+    }
+    _atomic_write(json_path, json.dumps(payload, indent=2, default=str))
+    return csv_path, json_path
+
+
+def _clean_row(row: dict) -> dict:
+    """NaN as empty, floats to 4 decimals (PSNR to 1e-4 dB, seconds to 0.1 ms)."""
+    return {
+        k: (None if math.isnan(v) else round(v, 4)) if isinstance(v, float) else v for k, v in row.items()
+    }
+
+
+def _csv_text(rows: list[dict]) -> str:
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _result_dict(result) -> dict:
+    if result is None:
+        return {}
+    if isinstance(result, dict):
+        return result
+    return result.as_dict()
