@@ -49,8 +49,12 @@ def default_threads(pixels: int) -> int:
     """
     if pixels < 64 * 64:
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(8, cores))
+    return max(1, min(8, cpu_cores()))
+
+
+def cpu_cores() -> int:
+    """Cores this process may use (the affinity mask, where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def estimate_bytes(net: nn.Module, input_depth: int, height: int, width: int, multiple: int) -> int:

@@ -18,6 +18,31 @@ from rich.progress import (
 from rich.table import Table
 
 
+def _new_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _status_text(status) -> str:
+    """Loss, PSNR vs input (and reference), and the early-stop state."""
+    stats = f"loss {status.loss:.2e}  PSNR(in) {status.psnr_input:5.2f}"
+    if status.psnr_reference is not None:
+        stats += f"  PSNR(ref) {status.psnr_reference:5.2f}"
+    if status.selected_iteration is not None:
+        stats += f"  best@{status.selected_iteration}"
+    elif math.isnan(status.wmv):
+        stats += "  ES: filling window"
+    return stats
+
+
 class ProgressDisplay:
     """A Rich progress bar on stderr: iteration, loss, PSNR vs input, ETA, early-stop state."""
 
@@ -30,17 +55,7 @@ class ProgressDisplay:
     def start(self, name: str, total: int, done: int) -> None:
         if not self.enabled:
             return
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=False,
-        )
+        self._progress = _new_progress(self.console)
         self._progress.start()
         note = f"resumed at {done}" if done else "starting"
         self._task = self._progress.add_task(name, total=total, completed=done, stats=note)
@@ -48,14 +63,7 @@ class ProgressDisplay:
     def update(self, status) -> None:
         if self._progress is None:
             return
-        stats = f"loss {status.loss:.2e}  PSNR(in) {status.psnr_input:5.2f}"
-        if status.psnr_reference is not None:
-            stats += f"  PSNR(ref) {status.psnr_reference:5.2f}"
-        if status.selected_iteration is not None:
-            stats += f"  best@{status.selected_iteration}"
-        elif math.isnan(status.wmv):
-            stats += "  ES: filling window"
-        self._progress.update(self._task, completed=status.iteration, stats=stats)
+        self._progress.update(self._task, completed=status.iteration, stats=_status_text(status))
 
     def finish(self) -> None:
         if self._progress is not None:
@@ -105,16 +113,7 @@ class BatchDisplay:
     def batch_start(self, total: int, done: int) -> None:
         if not self.enabled:
             return
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=self.console,
-        )
+        self._progress = _new_progress(self.console)
         self._progress.start()
         note = f"{done} already restored" if done else ""
         self._overall = self._progress.add_task("images", total=total, completed=done, stats=note)
@@ -128,10 +127,7 @@ class BatchDisplay:
     def image_update(self, key: int, status) -> None:
         if self._progress is None or key not in self._images:
             return
-        stats = f"loss {status.loss:.2e}  PSNR(in) {status.psnr_input:5.2f}"
-        if status.selected_iteration is not None:
-            stats += f"  best@{status.selected_iteration}"
-        self._progress.update(self._images[key], completed=status.iteration, stats=stats)
+        self._progress.update(self._images[key], completed=status.iteration, stats=_status_text(status))
 
     def image_finish(self, key: int, outcome) -> None:
         if self._progress is None:

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dip_cli.batch import EXIT_SOME_FAILED, plan_batch
+from dip_cli.batch import EXIT_SOME_FAILED, default_workers, plan_batch
+from dip_cli.device import cpu_cores
 from dip_cli.errors import InputError
 from dip_cli.io import load_image
 from dip_cli.operators import simulate_jpeg
 from tests.conftest import dip_process, expect_error, real_crop, write
 
-TINY = ("--iters", "12", "--stop", "fixed", "-q")
+TINY = ("--iters", "12", "--stop", "fixed", "-q", "--workers", "1")
 
 
 def summary_rows(folder: Path) -> dict[str, dict]:
@@ -102,6 +103,8 @@ def test_plan_errors(photo_folder, tmp_path):
         plan_batch([tmp_path / "empty_dir"], output_dir=None)
     with pytest.raises(InputError, match="is a file"):
         plan_batch([photo_folder], output_dir=photo_folder / "beach.png")
+    with pytest.raises(InputError, match="looks like a file name"):
+        plan_batch([photo_folder], output_dir=tmp_path / "new.png")
     with pytest.raises(InputError, match="never overwrites its inputs"):
         plan_batch(
             [photo_folder / "trip" / "gray.png", photo_folder / "beach.png"], output_dir=photo_folder / "trip"
@@ -263,6 +266,8 @@ def test_interrupted_batch_resumes_without_redoing_finished_images(tiny_preset, 
         "-q",
         "--threads",
         "1",
+        "--workers",
+        "1",
     )
     process = dip_process(*args)
     deadline = time.time() + 120
@@ -298,10 +303,15 @@ def test_parallel_workers_give_the_same_images_as_one_at_a_time(cli, tiny_preset
         "1",
     )
     assert cli(*args, "-o", tmp_path / "one")[0] == EXIT_SOME_FAILED
-    assert cli(*args, "-o", tmp_path / "two", "--workers", "2")[0] == EXIT_SOME_FAILED
+    assert cli(*args, "-o", tmp_path / "two", "--workers", "2")[0] == EXIT_SOME_FAILED  # the last wins
     one, two = summary_rows(tmp_path / "one"), summary_rows(tmp_path / "two")
     assert {n: r["status"] for n, r in one.items()} == {n: r["status"] for n, r in two.items()}
     for name, row in one.items():
         if row["status"] == "restored":
             a, b = load_image(row["output"]).pixels, load_image(two[name]["output"]).pixels
             assert np.array_equal(a, b), name
+
+
+def test_default_workers_one_per_core_on_cpu_never_more_than_images():
+    assert default_workers("cpu", 1) == 1
+    assert default_workers("cpu", 100) == min(cpu_cores(), 4)
