@@ -6,6 +6,10 @@ conv, the next level, upsample x2); the two are concatenated and merged by BN, 3
 1x1 conv. Every conv uses reflection padding and a bias, every activation is LeakyReLU(0.2),
 and a 1x1 conv + sigmoid head maps to the image. ``hourglass`` is the same net without skips.
 
+For the architecture experiments (``dip experiment``) the registry also holds nets without
+DIP's design: a U-Net with full-width skips, a ResNet without downsampling, a per-pixel MLP of
+1x1 convolutions (no spatial prior), and ``pixels``, direct optimisation of a parameter image.
+
 New networks register a builder in ``NETWORKS``: ``builder(in_channels, out_channels, **options)``.
 """
 
@@ -153,9 +157,141 @@ def build_hourglass(
     )
 
 
+class UNet(nn.Module):
+    """A U-Net (Ronneberger et al. 2015) in DIP's style: every level's full feature map is
+    concatenated back on the way up, so a shallow path from input to output always exists.
+    The architectures experiment compares it with DIP's skip net, whose skips are 4 channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, channels: Sequence[int], upsample: str) -> None:
+        super().__init__()
+        if not channels:
+            raise ValueError("a U-Net needs at least one level in channels_down")
+        widths = [channels[0], *channels]
+        self.start = _double_conv(in_channels, widths[0])
+        self.downs = nn.ModuleList(
+            nn.Sequential(_conv(widths[i], widths[i + 1], 3, stride=2), *_bn_act(widths[i + 1]))
+            for i in range(len(channels))
+        )
+        self.ups = nn.ModuleList(
+            _double_conv(widths[i + 1] + widths[i], widths[i]) for i in range(len(channels))
+        )
+        self.upsample = nn.Upsample(scale_factor=2, mode=upsample)
+        self.head = nn.Sequential(_conv(widths[0], out_channels, 1), nn.Sigmoid())
+        self.levels = len(channels)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.start(z)
+        features = [x]
+        for down in self.downs:
+            x = down(x)
+            features.append(x)
+        features.pop()  # the deepest map is x itself
+        for up in reversed(self.ups):
+            skip = features.pop()
+            x = self.upsample(x)[..., : skip.shape[-2], : skip.shape[-1]]
+            x = up(torch.cat([skip, x], dim=1))
+        return self.head(x)
+
+
+class ResNet(nn.Module):
+    """Residual blocks at full resolution, no down- or upsampling (He et al. 2016's blocks):
+    a deep convolutional net without the encoder-decoder's multi-scale bottleneck."""
+
+    def __init__(self, in_channels: int, out_channels: int, channels: int, blocks: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_conv(in_channels, channels, 3), nn.LeakyReLU(0.2, inplace=True))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                _conv(channels, channels, 3),
+                *_bn_act(channels),
+                _conv(channels, channels, 3),
+                nn.BatchNorm2d(channels),
+            )
+            for _ in range(blocks)
+        )
+        self.head = nn.Sequential(_conv(channels, out_channels, 3), nn.Sigmoid())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.stem(z)
+        for block in self.blocks:
+            x = x + block(x)
+        return self.head(x)
+
+
+class PixelMLP(nn.Module):
+    """1x1 convolutions only: each output pixel depends on its own input code and nothing
+    else. The control with no spatial prior: it fits an image and its shuffled pixels alike."""
+
+    def __init__(self, in_channels: int, out_channels: int, channels: int, layers: int) -> None:
+        super().__init__()
+        body: list[nn.Module] = []
+        width = in_channels
+        for _ in range(layers):
+            body += [_conv(width, channels, 1), *_bn_act(channels)]
+            width = channels
+        self.body = nn.Sequential(*body, _conv(width, out_channels, 1), nn.Sigmoid())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(z)
+
+
+class Pixels(nn.Module):
+    """Direct optimisation of the pixels (through a sigmoid, to stay in [0, 1]); the input
+    code is ignored. The baseline with no network at all: it reproduces whatever it is fitted to."""
+
+    def __init__(self, out_channels: int, height: int, width: int) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(1, out_channels, height, width))  # starts mid-grey
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.shape[-2:] != self.logits.shape[-2:]:
+            raise ValueError(
+                f"this pixel image is {tuple(self.logits.shape[-2:])}, the input {tuple(z.shape[-2:])}"
+            )
+        return torch.sigmoid(self.logits).expand(z.shape[0], -1, -1, -1)
+
+
+def _double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(
+        _conv(in_ch, out_ch, 3), *_bn_act(out_ch), _conv(out_ch, out_ch, 3), *_bn_act(out_ch)
+    )
+
+
+def build_unet(
+    in_channels: int,
+    out_channels: int,
+    *,
+    channels_down: Sequence[int] = (32,) * 5,
+    upsample: str = "bilinear",
+) -> UNet:
+    """A U-Net with one strided-conv level per entry of ``channels_down`` and full-width skips."""
+    if upsample not in UPSAMPLE_MODES:
+        raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
+    return UNet(in_channels, out_channels, channels_down, upsample)
+
+
+def build_resnet(in_channels: int, out_channels: int, *, channels: int = 32, blocks: int = 8) -> ResNet:
+    """``blocks`` residual blocks of ``channels`` channels at the image's resolution."""
+    return ResNet(in_channels, out_channels, channels, blocks)
+
+
+def build_pixel_mlp(in_channels: int, out_channels: int, *, channels: int = 64, layers: int = 4) -> PixelMLP:
+    """A per-pixel MLP of ``layers`` hidden 1x1 convolutions."""
+    return PixelMLP(in_channels, out_channels, channels, layers)
+
+
+def build_pixels(in_channels: int, out_channels: int, *, height: int, width: int) -> Pixels:
+    """A parameter image of ``height`` x ``width`` (the padded size the fit loop feeds in)."""
+    return Pixels(out_channels, height, width)
+
+
 NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "skip": build_skip,
     "hourglass": build_hourglass,
+    "unet": build_unet,
+    "resnet": build_resnet,
+    "pixel-mlp": build_pixel_mlp,
+    "pixels": build_pixels,
 }
 
 

@@ -8,13 +8,23 @@ import torch
 from dip_cli.networks import NETWORKS, build_network, count_parameters, make_input, size_multiple
 
 SMALL = {"channels_down": [8, 8, 8], "upsample": "bilinear"}
+ENCODER_DECODERS = {"skip", "hourglass", "unet"}  # 3 levels of SMALL: sizes a multiple of 8
+
+
+def small(kind: str, height: int, width: int) -> dict:
+    """Small options for each registered kind (the direct pixel image needs its size)."""
+    if kind in ENCODER_DECODERS:
+        return SMALL
+    return {"resnet": {"channels": 8, "blocks": 2}, "pixel-mlp": {"channels": 8, "layers": 2}}.get(
+        kind, {"height": height, "width": width}
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(NETWORKS))
 @pytest.mark.parametrize(("height", "width"), [(16, 16), (24, 40), (19, 33)])
 def test_forward_shape_range_and_gradients(kind, height, width):
     torch.manual_seed(0)
-    net = build_network(kind, 4, 3, **SMALL)
+    net = build_network(kind, 4, 3, **small(kind, height, width))
     z = torch.rand(1, 4, height, width) * 0.1
     out = net(z)
     assert out.shape[:2] == (1, 3)
@@ -29,8 +39,8 @@ def test_forward_shape_range_and_gradients(kind, height, width):
 
 @pytest.mark.parametrize("kind", sorted(NETWORKS))
 def test_padded_sizes_come_back_exactly(kind):
-    net = build_network(kind, 2, 1, **SMALL)
-    assert size_multiple(net) == 8
+    net = build_network(kind, 2, 1, **small(kind, 24, 40))
+    assert size_multiple(net) == (8 if kind in ENCODER_DECODERS else 1)
     assert net(torch.rand(1, 2, 24, 40)).shape == (1, 1, 24, 40)
 
 
@@ -53,5 +63,22 @@ def test_inputs():
 
 
 def test_unknown_network_lists_the_known_ones():
-    with pytest.raises(ValueError, match="known: hourglass, skip"):
+    with pytest.raises(ValueError, match="known: hourglass, pixel-mlp, pixels, resnet, skip, unet"):
         build_network("transformer", 1, 1)
+
+
+def test_pixel_mlp_has_no_spatial_prior():
+    """Permuting the input code's pixels permutes the output's the same way (eval-mode BN)."""
+    torch.manual_seed(0)
+    net = build_network("pixel-mlp", 4, 3, channels=8, layers=2).eval()
+    z = torch.rand(1, 4, 6, 5)
+    order = torch.randperm(30)
+    shuffled = z.flatten(2)[..., order].reshape(z.shape)
+    assert torch.allclose(net(shuffled).flatten(2), net(z).flatten(2)[..., order], atol=1e-6)
+
+
+def test_pixels_net_ignores_its_input_and_checks_the_size():
+    net = build_network("pixels", 4, 3, height=5, width=6)
+    assert torch.equal(net(torch.rand(1, 4, 5, 6)), net(torch.zeros(1, 4, 5, 6)))
+    with pytest.raises(ValueError, match="input"):
+        net(torch.rand(1, 4, 6, 6))
