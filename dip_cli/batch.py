@@ -287,7 +287,7 @@ def default_workers(device: str, images: int) -> int:
     """CPU: one worker per core (up to 4), each with its share of the threads; GPU: one.
 
     Measured on 2 cores (README, benchmarks/batch_throughput.py): at 128 px two threads make one
-    image only 1.14-1.19x faster, while two one-thread workers restored 1.74x more images per
+    image only 1.14-1.19x faster, while two one-thread workers restored 1.84x more images per
     minute. On a GPU several processes would share one device; that is not measured, so one.
     """
     from dip_cli.device import cpu_cores, resolve_device
