@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dip_cli.errors import DipError, InputError, Interrupted
-from dip_cli.io import READ_EXTENSIONS
+from dip_cli.io import READ_EXTENSIONS, write_text_atomic
 
 #: Exit code of a batch in which at least one image failed (the others were restored).
 EXIT_SOME_FAILED = 3
@@ -276,8 +276,10 @@ def run_batch(
     observer.batch_start(len(plan.items), len(outcomes))
     for outcome in outcomes.values():
         observer.image_finish(-1, outcome)
-    runner = _run_parallel if parallel else _run_sequential
-    interrupted = runner(todo, workers, observer, outcomes)
+    if parallel:
+        interrupted = _run_parallel(todo, workers, observer, outcomes)
+    else:
+        interrupted = _run_sequential(todo, observer, outcomes)
     observer.batch_finish()
     ordered = [outcomes.get(item) or Outcome(item, "pending", message="not started") for item in plan.items]
     return BatchReport(ordered, plan.ignored, round(time.perf_counter() - started, 2), interrupted)
@@ -327,10 +329,13 @@ def _request_for(item: Item, template, reference_dir: Path | None):
     )
 
 
-def _guarded(item: Item, work: Callable[[], object]) -> Outcome:
+def _restore_guarded(item: Item, request, observer) -> Outcome:
+    """Restore one image; any failure of that image becomes an Outcome, never an exception."""
+    from dip_cli.restore import restore
+
     try:
-        result = work()
-    except Interrupted:
+        result = restore(request, observer)
+    except (Interrupted, KeyboardInterrupt):  # KeyboardInterrupt: outside the fit loop's deferral
         return Outcome(item, "interrupted", message="interrupted; rerun the same command to resume")
     except DipError as exc:
         return Outcome(item, "failed", message=str(exc))
@@ -343,34 +348,34 @@ def _guarded(item: Item, work: Callable[[], object]) -> Outcome:
     return Outcome(item, "restored", result, "resumed" if result.resumed_from else "")
 
 
-class _ObserverAdapter:
-    """restore()'s single-image observer, forwarded to the batch observer under a key."""
+class _Forward:
+    """restore()'s per-image observer, sent on under the image's key as (kind, key, payload)."""
 
-    def __init__(self, observer: BatchObserver | None, key: int) -> None:
-        self.observer, self.key = observer, key
+    def __init__(self, send: Callable[[tuple], None], key: int) -> None:
+        self.send, self.key = send, key
 
     def start(self, name: str, total: int, done: int) -> None:
-        if self.observer:
-            self.observer.image_start(self.key, name, total, done)
+        self.send(("start", self.key, (name, total, done)))
 
     def update(self, status) -> None:
-        if self.observer:
-            self.observer.image_update(self.key, status)
+        self.send(("update", self.key, status))
 
     def finish(self) -> None:
         pass
 
 
-def _run_sequential(todo, workers, observer: BatchObserver, outcomes: dict) -> bool:
-    from dip_cli.restore import restore
+def _dispatch(observer: BatchObserver, message: tuple) -> None:
+    kind, key, payload = message
+    if kind == "start":
+        observer.image_start(key, *payload)
+    else:
+        observer.image_update(key, payload)
 
+
+def _run_sequential(todo, observer: BatchObserver, outcomes: dict) -> bool:
     for key, (item, request) in enumerate(todo):
-        adapter = _ObserverAdapter(observer, key)
-        try:
-            outcome = _guarded(item, lambda request=request, adapter=adapter: restore(request, adapter))
-        except KeyboardInterrupt:  # between fit steps' deferral: while loading or saving
-            outcome = Outcome(item, "interrupted", message="interrupted; rerun the same command to resume")
-        outcomes[item] = outcome
+        forward = _Forward(lambda message: _dispatch(observer, message), key)
+        outcome = outcomes[item] = _restore_guarded(item, request, forward)
         observer.image_finish(key, outcome)
         if outcome.status == "interrupted":
             return True
@@ -396,13 +401,12 @@ def _run_parallel(todo, workers: int, observer: BatchObserver, outcomes: dict) -
         stop_requested = True
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    signalled = False
     try:
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue, stop_event)
         ) as pool:
             futures = {
-                pool.submit(_worker_restore, request, key): (key, item)
+                pool.submit(_worker_restore, item, request, key): (key, item)
                 for key, (item, request) in enumerate(todo)
             }
             pending = set(futures)
@@ -411,12 +415,10 @@ def _run_parallel(todo, workers: int, observer: BatchObserver, outcomes: dict) -
                 _drain(queue, observer)
                 for future in finished:
                     key, item = futures[future]
-                    outcome = _future_outcome(future, item, stop_requested)
-                    outcomes[item] = outcome
+                    outcome = outcomes[item] = _future_outcome(future, item, stop_requested)
                     observer.image_finish(key, outcome)
                     stop_requested |= outcome.status == "interrupted"
-                if stop_requested and not signalled:
-                    signalled = True
+                if stop_requested and not stop_event.is_set():
                     stop_event.set()
                     _interrupt_workers(pool, pending)
             _drain(queue, observer)
@@ -436,30 +438,10 @@ def _init_worker(queue, stop_event) -> None:
     os.setpgrp()  # a terminal's Ctrl-C goes to the parent only; it forwards exactly one SIGINT
 
 
-def _worker_restore(request, key: int) -> Outcome:
-    from dip_cli.restore import restore
-
-    item = Item(request.input, Path(request.input.name), request.output, request.run_dir)
+def _worker_restore(item: Item, request, key: int) -> Outcome:
     if _stop_event.is_set():  # queued before the stop: do not start it
         return Outcome(item, "pending", message="not started")
-    try:
-        return _guarded(item, lambda: restore(request, _QueueObserver(_progress_queue, key)))
-    except KeyboardInterrupt:  # arrived outside the fit loop (loading, saving): nothing to checkpoint
-        return Outcome(item, "interrupted", message="interrupted; rerun the same command to resume")
-
-
-class _QueueObserver:
-    def __init__(self, queue, key: int) -> None:
-        self.queue, self.key = queue, key
-
-    def start(self, name: str, total: int, done: int) -> None:
-        self.queue.put(("start", self.key, (name, total, done)))
-
-    def update(self, status) -> None:
-        self.queue.put(("update", self.key, status))
-
-    def finish(self) -> None:
-        pass
+    return _restore_guarded(item, request, _Forward(_progress_queue.put, key))
 
 
 def _drain(queue, observer: BatchObserver) -> None:
@@ -467,25 +449,21 @@ def _drain(queue, observer: BatchObserver) -> None:
 
     while True:
         try:
-            kind, key, payload = queue.get_nowait()
+            message = queue.get_nowait()
         except queues.Empty:
             return
-        if kind == "start":
-            observer.image_start(key, *payload)
-        else:
-            observer.image_update(key, payload)
+        _dispatch(observer, message)
 
 
 def _future_outcome(future: Future, item: Item, stopping: bool) -> Outcome:
     if future.cancelled():
         return Outcome(item, "pending", message="not started")
     try:
-        outcome = future.result()
+        return future.result()
     except Exception as exc:  # the worker process died: killed, out of memory, or by our Ctrl-C
         if stopping:
             return Outcome(item, "pending", message="not started")
         return Outcome(item, "failed", message=f"worker failed: {type(exc).__name__}: {exc}")
-    return replace(outcome, item=item)
 
 
 def _interrupt_workers(pool: ProcessPoolExecutor, pending: set[Future]) -> None:
@@ -509,7 +487,7 @@ def write_summary(report: BatchReport, folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rows = [_clean_row(outcome.row()) for outcome in report.outcomes]
     csv_path, json_path = folder / "summary.csv", folder / "summary.json"
-    _atomic_write(csv_path, _csv_text(rows))
+    write_text_atomic(csv_path, _csv_text(rows))
     totals = {s: report.count(s) for s in ("restored", "skipped", "failed", "interrupted", "pending")}
     payload = {
         "images": rows,
@@ -518,7 +496,7 @@ def write_summary(report: BatchReport, folder: Path) -> tuple[Path, Path]:
         "seconds": report.seconds,
         "exit_code": report.exit_code,
     }
-    _atomic_write(json_path, json.dumps(payload, indent=2, default=str))
+    write_text_atomic(json_path, json.dumps(payload, indent=2, default=str))
     return csv_path, json_path
 
 
@@ -537,12 +515,6 @@ def _csv_text(rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _result_dict(result) -> dict:

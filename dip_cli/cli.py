@@ -55,6 +55,7 @@ InputsArg = Annotated[
         exists=True,
         readable=True,
         show_default=False,
+        metavar="PATH",
         help="Images and/or folders of images. Several, or a folder, make a batch.",
     ),
 ]
@@ -331,6 +332,8 @@ def jpeg(
     The network fits the clean image long before it fits the 8x8 blocks, and the default JPEG network plateaus before it relearns them. Example:
 
         dip jpeg scan.jpg -o scan.clean.png
+
+        dip jpeg scans/ -r -o clean/          # a folder tree; rerun to resume, exit 3 if some failed
     """
     _run(
         "jpeg",

@@ -119,6 +119,14 @@ def save_image(path: str | Path, picture: Picture) -> None:
         raise
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a text file (run.json, summaries) so that readers see the old or the new, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)

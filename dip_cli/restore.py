@@ -32,7 +32,7 @@ from dip_cli import device as devices
 from dip_cli.checkpoint import load_checkpoint, save_checkpoint
 from dip_cli.errors import InputError, Interrupted
 from dip_cli.fit import METRIC_COLUMNS, FitResult, FitSettings, Hooks, Problem, Status, fit
-from dip_cli.io import Picture, load_image, load_mask, mask_from_alpha, save_image
+from dip_cli.io import Picture, load_image, load_mask, mask_from_alpha, save_image, write_text_atomic
 from dip_cli.metrics import psnr, psnr_from_mse, ssim
 from dip_cli.networks import build_network, count_parameters, make_input, size_multiple
 from dip_cli.operators import Downsample, Identity, Mask, Operator
@@ -477,6 +477,4 @@ def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, default=str))

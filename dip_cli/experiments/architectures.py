@@ -105,8 +105,7 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
     from dip_cli.experiments import plots
 
     result.paths["plot"] = plots.architectures(out / "architectures.png", rows, input_db)
-    result.paths["results"] = out / "results.json"
-    write_results(result.paths["results"], result, str(device))
+    write_results(out, result, str(device))
     return result
 
 
@@ -157,10 +156,9 @@ def judge(rows: list[dict], input_db: float) -> tuple[dict[str, float], list[Ver
 def _settings(cfg: Config) -> dict:
     return {
         **cfg.__dict__,
-        "out": str(cfg.out),
         "networks": {k: [kind, opts] for k, (kind, opts) in NETWORKS.items()},
         "sigma": SIGMA,
-        "lr": 0.01,
+        "lr": FitOptions(1).lr,
         "reg_noise_std": 1 / 30,
         "no_jitter": list(NO_JITTER),
         "ema": 0.99,

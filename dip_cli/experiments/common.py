@@ -290,8 +290,9 @@ def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> Path:
     return path
 
 
-def write_results(path: Path, result: Result, device: str) -> Path:
-    """results.json: settings, figures, verdicts, versions, device, elapsed seconds."""
+def write_results(out: Path, result: Result, device: str) -> Path:
+    """``out``/results.json: settings, figures, verdicts, versions, device, elapsed seconds."""
+    path = result.paths["results"] = out / "results.json"
     payload = {
         "experiment": result.name,
         "settings": _plain(result.settings),

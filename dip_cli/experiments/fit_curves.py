@@ -110,8 +110,7 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
     from dip_cli.experiments import plots
 
     result.paths["plot"] = plots.fit_curves(out / "fit-curves.png", rows, noisy_input_db)
-    result.paths["results"] = out / "results.json"
-    write_results(result.paths["results"], result, str(device))
+    write_results(out, result, str(device))
     return result
 
 
@@ -255,7 +254,6 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 def _settings(cfg: Config) -> dict:
     return {
         **cfg.__dict__,
-        "out": str(cfg.out),
         "networks": {k: [kind, opts] for k, (kind, opts) in NETWORKS.items()},
         "sigma": SIGMA,
         "lr": FitOptions(1).lr,

@@ -95,8 +95,7 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
     from dip_cli.experiments import plots
 
     result.paths["plot"] = plots.jpeg_timeline(out / "jpeg-timeline.png", rows, jpeg_db, strip)
-    result.paths["results"] = out / "results.json"
-    write_results(result.paths["results"], result, str(device))
+    write_results(out, result, str(device))
     return result
 
 
@@ -156,8 +155,7 @@ def snapshot_strip(
 def _settings(cfg: Config) -> dict:
     return {
         **cfg.__dict__,
-        "out": str(cfg.out),
         "network": list(NETWORK),
-        "lr": 0.01,
+        "lr": FitOptions(1).lr,
         "ema": 0.0,
     }

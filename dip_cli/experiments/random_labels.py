@@ -112,8 +112,7 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
         for p in (0.0, *CORRUPTIONS, 1.0)
     ]
     result.paths["plot"] = plots.random_labels(out / "random-labels.png", curves, sweep)
-    result.paths["results"] = out / "results.json"
-    write_results(result.paths["results"], result, str(device))
+    write_results(out, result, str(device))
     return result
 
 
@@ -363,7 +362,6 @@ def _median_run(runs: list[Run], model: str, condition: str) -> dict:
 def _settings(cfg: Config) -> dict:
     return {
         **cfg.__dict__,
-        "out": str(cfg.out),
         "models": list(MODELS),
         "lr": LR,
         "momentum": MOMENTUM,

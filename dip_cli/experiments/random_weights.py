@@ -84,8 +84,7 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
     from dip_cli.experiments import plots
 
     result.paths["plot"] = plots.random_weights(out / "random-weights.png", rows, strip)
-    result.paths["results"] = out / "results.json"
-    write_results(result.paths["results"], result, str(device))
+    write_results(out, result, str(device))
     return result
 
 
@@ -181,4 +180,4 @@ def _psnr(x, y):
 
 
 def _settings(cfg: Config) -> dict:
-    return {**cfg.__dict__, "out": str(cfg.out), "stages": list(STAGES), "depths": list(DEPTHS), "lr": LR}
+    return {**cfg.__dict__, "stages": list(STAGES), "depths": list(DEPTHS), "lr": LR}
