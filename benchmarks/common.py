@@ -1,16 +1,15 @@
-"""Helpers shared by the benchmarks: crops, running dip through its API, classical baselines."""
+"""Helpers shared by the benchmarks: crops, running dip through its core on arrays, classical baselines."""
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
 import numpy as np
 
-from dip_cli.io import Picture, load_image, save_image
+from dip_cli.io import Picture, save_image
 from dip_cli.metrics import psnr, ssim
-from dip_cli.restore import RestoreRequest, restore
+from dip_cli.tasks import resolve_settings, restore_picture
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dip"
 
@@ -30,66 +29,49 @@ def run_dip(
     task: str,
     observed: np.ndarray,
     clean: np.ndarray,
-    workdir: Path,
-    tag: str,
     known: np.ndarray | None = None,
-    **options,
+    *,
+    preset: str | None = None,
+    iters: int | None = None,
+    scale: int | None = None,
+    seed: int = 0,
 ) -> dict:
-    """Restore ``observed`` with dip; score the saved file against ``clean``."""
-    source = save(workdir / f"{tag}.png", observed)
-    reference = save(workdir / f"{tag}.clean.png", clean)
-    if known is not None:
-        options["mask"] = str(save(workdir / f"{tag}.mask.png", known.astype(np.float32)[..., None]))
+    """Restore ``observed`` with dip's core (arrays, no files); score the 8-bit result a user
+    would save against ``clean``."""
+    settings = resolve_settings(task, preset, iters=iters, scale=scale)
     start = time.perf_counter()
-    result = restore(
-        RestoreRequest(
-            task=task,
-            input=source,
-            output=workdir / f"{tag}.out.png",
-            reference=reference,
-            overwrite=True,
-            **options,
-        )
+    restored, record = restore_picture(
+        task,
+        Picture(observed.astype(np.float32)),
+        settings,
+        known=known,
+        scale=scale,
+        reference=clean,
+        seed=seed,
     )
     seconds = time.perf_counter() - start
-    with open(result.run_dir / "metrics.csv", newline="") as f:
-        curve = [float(row["psnr_reference"]) for row in csv.DictReader(f)]
-    restored = load_image(result.output).pixels
+    saved = np.round(restored.pixels * 255) / 255  # what an 8-bit PNG holds
+    curve = [row["psnr_reference"] for row in record.history]
     return {
-        "psnr": psnr(restored, clean),
-        "ssim": ssim(restored, clean),
+        "psnr": psnr(saved, clean),
+        "ssim": ssim(saved, clean),
         "seconds": seconds,
-        "iterations": result.iterations,
-        "selected": result.selected_iteration,
+        "iterations": record.iterations,
+        "selected": record.selected_iteration,
         "best_seen": max(curve),
         "best_at": int(np.argmax(curve)) + 1,
-        "stop": result.stop_reason,
+        "stop": record.stop_reason,
     }
 
 
-def iterations_for(
-    seconds: float, task: str, observed: np.ndarray, workdir: Path, preset: str, **options
-) -> int:
+def iterations_for(seconds: float, task: str, observed: np.ndarray, preset: str, **options) -> int:
     """How many iterations of ``preset`` fit in ``seconds`` (timed on 25 steps after warm-up)."""
-    source = save(workdir / "probe.png", observed)
-    if "known" in options:
-        options["mask"] = str(
-            save(workdir / "probe.mask.png", options.pop("known").astype(np.float32)[..., None])
-        )
+    known, scale = options.get("known"), options.get("scale")
 
     def timed(iters: int) -> float:
+        settings = resolve_settings(task, preset, iters=iters, scale=scale)
         start = time.perf_counter()
-        restore(
-            RestoreRequest(
-                task=task,
-                input=source,
-                output=workdir / "probe.out.png",
-                preset=preset,
-                iters=iters,
-                overwrite=True,
-                **options,
-            )
-        )
+        restore_picture(task, Picture(observed.astype(np.float32)), settings, known=known, scale=scale)
         return time.perf_counter() - start
 
     short, long = timed(5), timed(30)

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -57,60 +55,54 @@ def main() -> None:
     iters = {"iters": 60} if args.quick else {}
     crops = load_crops(size)
     rows, gaps, jpeg_rows = [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        for name, clean in crops.items():
-            noisy = simulate_noise(clean, SIGMA, seed=0)
-            default = run_dip("denoise", noisy, clean, workdir, tag=f"{name}-default", **iters)
-            paper_iters = (
-                30
-                if args.quick
-                else iterations_for(default["seconds"], "denoise", noisy, workdir, "denoise-paper")
-            )
-            paper = run_dip(
-                "denoise",
-                noisy,
-                clean,
-                workdir,
-                tag=f"{name}-paper",
-                preset="denoise-paper",
-                iters=paper_iters,
-            )
-            start = time.perf_counter()
-            nlm_out, nlm_label = nlm(noisy, clean, SIGMA)
-            nlm_seconds = (time.perf_counter() - start) / 4
-            start = time.perf_counter()
-            tv_out, tv_label = tv(noisy, clean)
-            tv_seconds = (time.perf_counter() - start) / 5
-            row = {
-                "image": name,
-                "noisy": (psnr(noisy, clean), ssim(noisy, clean), 0.0, ""),
-                "dip default": (
-                    default["psnr"],
-                    default["ssim"],
-                    default["seconds"],
-                    f"{default['iterations']} it",
-                ),
-                "dip denoise-paper, same time": (
-                    paper["psnr"],
-                    paper["ssim"],
-                    paper["seconds"],
-                    f"{paper_iters} it",
-                ),
-                "NLM": (psnr(nlm_out, clean), ssim(nlm_out, clean), nlm_seconds, nlm_label),
-                "TV": (psnr(tv_out, clean), ssim(tv_out, clean), tv_seconds, tv_label),
-            }
-            bm = cbm3d(noisy, SIGMA)
-            if bm is not None:
-                row["CBM3D"] = (psnr(bm, clean), ssim(bm, clean), float("nan"), "sigma known")
-            rows.append(row)
-            budget = 60 if args.quick else 3000
-            gaps.append((name, default, budget))
+    for name, clean in crops.items():
+        noisy = simulate_noise(clean, SIGMA, seed=0)
+        default = run_dip("denoise", noisy, clean, **iters)
+        paper_iters = (
+            30 if args.quick else iterations_for(default["seconds"], "denoise", noisy, "denoise-paper")
+        )
+        paper = run_dip(
+            "denoise",
+            noisy,
+            clean,
+            preset="denoise-paper",
+            iters=paper_iters,
+        )
+        start = time.perf_counter()
+        nlm_out, nlm_label = nlm(noisy, clean, SIGMA)
+        nlm_seconds = (time.perf_counter() - start) / 4
+        start = time.perf_counter()
+        tv_out, tv_label = tv(noisy, clean)
+        tv_seconds = (time.perf_counter() - start) / 5
+        row = {
+            "image": name,
+            "noisy": (psnr(noisy, clean), ssim(noisy, clean), 0.0, ""),
+            "dip default": (
+                default["psnr"],
+                default["ssim"],
+                default["seconds"],
+                f"{default['iterations']} it",
+            ),
+            "dip denoise-paper, same time": (
+                paper["psnr"],
+                paper["ssim"],
+                paper["seconds"],
+                f"{paper_iters} it",
+            ),
+            "NLM": (psnr(nlm_out, clean), ssim(nlm_out, clean), nlm_seconds, nlm_label),
+            "TV": (psnr(tv_out, clean), ssim(tv_out, clean), tv_seconds, tv_label),
+        }
+        bm = cbm3d(noisy, SIGMA)
+        if bm is not None:
+            row["CBM3D"] = (psnr(bm, clean), ssim(bm, clean), float("nan"), "sigma known")
+        rows.append(row)
+        budget = 60 if args.quick else 3000
+        gaps.append((name, default, budget))
 
-            jpeg = simulate_jpeg(clean, 10)
-            restored = run_dip("jpeg", jpeg, clean, workdir, tag=f"{name}-jpeg", **iters)
-            jpeg_rows.append((name, psnr(jpeg, clean), ssim(jpeg, clean), restored))
-            print(f"done {name}", file=sys.stderr, flush=True)
+        jpeg = simulate_jpeg(clean, 10)
+        restored = run_dip("jpeg", jpeg, clean, **iters)
+        jpeg_rows.append((name, psnr(jpeg, clean), ssim(jpeg, clean), restored))
+        print(f"done {name}", file=sys.stderr, flush=True)
 
     print(f"\n### Denoising, sigma = {SIGMA}, {size} px crops: PSNR dB / SSIM / seconds\n")
     methods = list(rows[0])[1:]

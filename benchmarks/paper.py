@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -166,40 +164,34 @@ def main() -> None:
     else:
         size = sr_size = None
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        for ex in experiments(size, sr_size):
-            common = {"scale": ex.scale}
-            quick = {"iters": 20} if args.quick else {}
-            default = run_dip(
-                ex.task, ex.observed, ex.clean, workdir, f"{ex.name}-default", ex.known, **common, **quick
+    for ex in experiments(size, sr_size):
+        common = {"scale": ex.scale}
+        quick = {"iters": 20} if args.quick else {}
+        default = run_dip(ex.task, ex.observed, ex.clean, ex.known, **common, **quick)
+        if args.size == "paper" and not args.quick:
+            paper_iters = None
+        elif args.quick:
+            paper_iters = 5
+        else:
+            extra = {"known": ex.known} if ex.known is not None else {}
+            paper_iters = iterations_for(
+                default["seconds"], ex.task, ex.observed, ex.paper_preset, **common, **extra
             )
-            if args.size == "paper" and not args.quick:
-                paper_iters = None
-            elif args.quick:
-                paper_iters = 5
-            else:
-                extra = {"known": ex.known} if ex.known is not None else {}
-                paper_iters = iterations_for(
-                    default["seconds"], ex.task, ex.observed, workdir, ex.paper_preset, **common, **extra
-                )
-            paper = run_dip(
-                ex.task,
-                ex.observed,
-                ex.clean,
-                workdir,
-                f"{ex.name}-paper",
-                ex.known,
-                preset=ex.paper_preset,
-                iters=paper_iters,
-                **common,
-            )
-            rows.append((ex, default, paper, paper_iters))
-            print(
-                f"done {ex.name}: default {default['psnr']:.2f}, paper {paper['psnr']:.2f}",
-                file=sys.stderr,
-                flush=True,
-            )
+        paper = run_dip(
+            ex.task,
+            ex.observed,
+            ex.clean,
+            ex.known,
+            preset=ex.paper_preset,
+            iters=paper_iters,
+            **common,
+        )
+        rows.append((ex, default, paper, paper_iters))
+        print(
+            f"done {ex.name}: default {default['psnr']:.2f}, paper {paper['psnr']:.2f}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     where = (
         "80 px crops (zebra 96 px HR; inpainting crops as holey as the whole image)"

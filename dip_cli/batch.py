@@ -31,8 +31,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dip_cli.errors import DipError, InputError, Interrupted
-from dip_cli.io import READ_EXTENSIONS, write_text_atomic
+from dip_cli.errors import DipError, InputError, Interrupted, signal_exit_code
+from dip_cli.io import READ_EXTENSIONS, check_output_path, write_text_atomic
+from dip_cli.run_folder import RunFolder
 
 #: Exit code of a batch in which at least one image failed (the others were restored).
 EXIT_SOME_FAILED = 3
@@ -78,6 +79,7 @@ class Outcome:
     status: str
     result: object | None = None  # a RestoreResult when restored (or read back when skipped)
     message: str = ""
+    signum: int = 0  # interrupted: by which signal (SIGINT, SIGTERM)
 
     def row(self) -> dict:
         data = {"input": str(self.item.input), "output": str(self.item.output), "status": self.status}
@@ -93,7 +95,7 @@ class BatchReport:
     outcomes: list[Outcome]
     ignored: list[Path] = field(default_factory=list)
     seconds: float = 0.0
-    interrupted: bool = False
+    interrupted: int = 0  # the signal that stopped the batch (0: it ran to the end)
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -101,7 +103,7 @@ class BatchReport:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return Interrupted.exit_code
+            return 128 + self.interrupted  # 130 for Ctrl-C, 143 for SIGTERM
         return EXIT_SOME_FAILED if self.count("failed") else 0
 
 
@@ -123,6 +125,8 @@ def plan_batch(
         raise InputError(
             f"-o {output_dir} looks like a file name; with several inputs or a folder, -o names a folder"
         )
+    if output_dir is not None:
+        check_output_path(output_dir / "summary.csv", "the batch's output folder")
     folders = [p for p in inputs if p.is_dir()]
     found: list[tuple[Path, Path]] = []  # (path, relative path in the output tree)
     ignored: list[Path] = []
@@ -191,22 +195,36 @@ def _unique_by_file(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
 
 
 def _name_outputs(found: list[tuple[Path, Path]], output_dir: Path | None) -> list[Item]:
-    def base(path: Path, relative: Path) -> Path:
+    """Each input's output stem: its own, unless another input in the same output folder would
+    get the same name; those get their extension added (``x.png`` -> ``x_png``), again until
+    no two collide (``x_png.bmp`` next to ``x.png`` becomes ``x_png_bmp``). The names depend
+    only on the set of inputs, so a rerun finds the same outputs and run folders."""
+
+    def folder(path: Path, relative: Path) -> Path:
         return (output_dir / relative.parent) if output_dir is not None else path.parent
 
-    # Inputs whose output would land in the same folder under the same stem get their extension.
-    by_name: dict[tuple[Path, str], int] = {}
-    for path, relative in found:
-        key = (base(path, relative).resolve(), path.stem.lower())
-        by_name[key] = by_name.get(key, 0) + 1
+    stems = [path.stem for path, _ in found]
+    extended = [False] * len(found)
+    while True:
+        groups: dict[tuple[Path, str], list[int]] = {}
+        for i, (path, relative) in enumerate(found):
+            groups.setdefault((folder(path, relative).resolve(), stems[i].lower()), []).append(i)
+        collisions = [members for members in groups.values() if len(members) > 1]
+        if not collisions:
+            break
+        for members in collisions:
+            fresh = [i for i in members if not extended[i]]
+            for i in fresh:
+                stems[i] = f"{stems[i]}_{found[i][0].suffix.lstrip('.').lower()}"
+                extended[i] = True
+            if not fresh:  # same name and extension up to case (X.PNG, x.png): number them
+                for n, i in enumerate(sorted(members, key=lambda i: str(found[i][0]))[1:], start=2):
+                    stems[i] = f"{stems[i]}_{n}"
     items = []
-    for path, relative in found:
-        folder = base(path, relative)
-        stem = path.stem
-        if by_name[(folder.resolve(), stem.lower())] > 1:
-            stem = f"{stem}_{path.suffix.lstrip('.').lower()}"
+    for (path, relative), stem in zip(found, stems, strict=True):
+        base = folder(path, relative)
         name = f"{stem}.png" if output_dir is not None else f"{stem}.restored.png"
-        items.append(Item(path, relative, folder / name, folder / f"{stem}.dip"))
+        items.append(Item(path, relative, base / name, base / f"{stem}.dip"))
     return items
 
 
@@ -307,12 +325,11 @@ def _already_done(item: Item, overwrite: bool) -> Outcome | None:
 
 def _finished_result(item: Item) -> dict | None:
     """The figures of the earlier run, read back from its run.json, for the summary."""
-    try:
-        info = json.loads((item.run_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return None
+    info = RunFolder(item.run_dir).read_info() or {}
     result = info.get("result")
-    return result if isinstance(result, dict) and result.get("output") == str(item.output) else None
+    if isinstance(result, dict) and info.get("output") == str(item.output):
+        return {"input": info.get("input"), "output": info["output"], **result}
+    return None
 
 
 def _request_for(item: Item, template, reference_dir: Path | None):
@@ -335,8 +352,10 @@ def _restore_guarded(item: Item, request, observer) -> Outcome:
 
     try:
         result = restore(request, observer)
-    except (Interrupted, KeyboardInterrupt):  # KeyboardInterrupt: outside the fit loop's deferral
-        return Outcome(item, "interrupted", message="interrupted; rerun the same command to resume")
+    except KeyboardInterrupt as exc:  # outside the fit loop's deferral (SIGTERM: Terminated)
+        return _interrupted(item, exc)
+    except Interrupted as exc:
+        return _interrupted(item, exc)
     except DipError as exc:
         return Outcome(item, "failed", message=str(exc))
     except OSError as exc:  # disk full, permission denied: this image failed, the batch goes on
@@ -345,7 +364,7 @@ def _restore_guarded(item: Item, request, observer) -> Outcome:
         if os.environ.get("DIP_DEBUG"):
             raise
         return Outcome(item, "failed", message=f"unexpected {type(exc).__name__}: {exc} (a bug in dip?)")
-    return Outcome(item, "restored", result, "resumed" if result.resumed_from else "")
+    return Outcome(item, "restored", result, "resumed" if result.record.resumed_from else "")
 
 
 class _Forward:
@@ -372,35 +391,44 @@ def _dispatch(observer: BatchObserver, message: tuple) -> None:
         observer.image_update(key, payload)
 
 
-def _run_sequential(todo, observer: BatchObserver, outcomes: dict) -> bool:
+def _interrupted(item: Item, exc: BaseException) -> Outcome:
+    signum = signal_exit_code(exc) - 128
+    return Outcome(
+        item, "interrupted", message="interrupted; rerun the same command to resume", signum=signum
+    )
+
+
+def _run_sequential(todo, observer: BatchObserver, outcomes: dict) -> int:
+    """Returns the signal that stopped the batch, 0 if none did."""
     for key, (item, request) in enumerate(todo):
         forward = _Forward(lambda message: _dispatch(observer, message), key)
         outcome = outcomes[item] = _restore_guarded(item, request, forward)
         observer.image_finish(key, outcome)
         if outcome.status == "interrupted":
-            return True
-    return False
+            return outcome.signum
+    return 0
 
 
-def _run_parallel(todo, workers: int, observer: BatchObserver, outcomes: dict) -> bool:
+def _run_parallel(todo, workers: int, observer: BatchObserver, outcomes: dict) -> int:
     """Several worker processes, each restoring one image at a time with its share of the cores.
 
     Processes, not threads: each has its own torch thread pool and signal handling. Workers
-    run in their own process groups, so a Ctrl-C reaches only this process, which then asks
-    each worker once (SIGINT) to checkpoint its image at the next step boundary and stop.
+    run in their own process groups, so a Ctrl-C or SIGTERM reaches only this process, which
+    then sends the same signal once to each worker, to checkpoint its image at the next step
+    boundary and stop. Returns the signal that stopped the batch, 0 if none did.
     """
     import multiprocessing
     import signal
 
     context = multiprocessing.get_context("spawn")  # fork after torch's thread pools can hang
     queue, stop_event = context.Queue(), context.Event()
-    stop_requested = False
+    stop_signal = 0
 
-    def on_sigint(signum, frame):
-        nonlocal stop_requested
-        stop_requested = True
+    def on_signal(signum, frame):
+        nonlocal stop_signal
+        stop_signal = stop_signal or signum
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue, stop_event)
@@ -415,16 +443,18 @@ def _run_parallel(todo, workers: int, observer: BatchObserver, outcomes: dict) -
                 _drain(queue, observer)
                 for future in finished:
                     key, item = futures[future]
-                    outcome = outcomes[item] = _future_outcome(future, item, stop_requested)
+                    outcome = outcomes[item] = _future_outcome(future, item, bool(stop_signal))
                     observer.image_finish(key, outcome)
-                    stop_requested |= outcome.status == "interrupted"
-                if stop_requested and not stop_event.is_set():
+                    if outcome.status == "interrupted":
+                        stop_signal = stop_signal or outcome.signum
+                if stop_signal and not stop_event.is_set():
                     stop_event.set()
-                    _interrupt_workers(pool, pending)
+                    _interrupt_workers(pool, pending, stop_signal)
             _drain(queue, observer)
     finally:
-        signal.signal(signal.SIGINT, previous)
-    return stop_requested
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return stop_signal
 
 
 # Worker-process globals, set once by _init_worker.
@@ -466,17 +496,15 @@ def _future_outcome(future: Future, item: Item, stopping: bool) -> Outcome:
         return Outcome(item, "failed", message=f"worker failed: {type(exc).__name__}: {exc}")
 
 
-def _interrupt_workers(pool: ProcessPoolExecutor, pending: set[Future]) -> None:
+def _interrupt_workers(pool: ProcessPoolExecutor, pending: set[Future], signum: int) -> None:
     """Cancel images not started; ask running workers to checkpoint and stop."""
-    import signal
-
     for future in pending:
         future.cancel()
     processes = getattr(pool, "_processes", None) or {}  # no public API for a pool's processes
     for process in list(processes.values()):
         if process.is_alive():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGINT)  # the fit loop defers it to a step boundary
+                os.kill(process.pid, signum)  # the fit loop defers it to a step boundary
 
 
 # --- summary -------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 torch is imported only inside commands that need it, so ``dip --help`` and argument errors
 answer at once. Errors are one line on stderr with an exit code: 2 bad input or usage,
 1 failure while running, 3 a batch in which some images failed (the rest were restored),
-130 interrupted (a checkpoint is saved; rerun with --resume, or rerun a batch as it was).
+130 interrupted by Ctrl-C and 143 by SIGTERM (a checkpoint is saved; rerun with --resume, or
+rerun a batch as it was).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from dip_cli.errors import DipError, Interrupted
+from dip_cli.errors import DipError, Interrupted, Terminated, signal_exit_code
 
 app = typer.Typer(
     name="dip",
@@ -121,14 +122,23 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue a killed run
 OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Replace an existing output and start the run over.")
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress display or summary: errors and warnings only.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 @contextmanager
 def _exit_codes(on_interrupt: str) -> Iterator[None]:
-    """Turn any failure into one line on stderr and an exit code, never a traceback."""
+    """Turn any failure into one line on stderr and an exit code, never a traceback.
+
+    SIGTERM (docker stop, systemd, SLURM, Ray) is an interrupt like Ctrl-C: inside the fit
+    loop it checkpoints at the step boundary; elsewhere it stops at once. Exit 143.
+    """
+    import signal
+
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see DESIGN §7: spin-waits stall on busy CPUs
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     except Interrupted as exc:
@@ -137,9 +147,9 @@ def _exit_codes(on_interrupt: str) -> Iterator[None]:
     except DipError as exc:
         stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         stderr.print("[yellow]interrupted[/]")
-        raise typer.Exit(130) from None
+        raise typer.Exit(signal_exit_code(exc)) from None
     except typer.Exit:
         raise
     except Exception as exc:  # a bug or an environment failure: one line, not a traceback
@@ -151,6 +161,12 @@ def _exit_codes(on_interrupt: str) -> Iterator[None]:
             highlight=False,
         )
         raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
 
 
 def _run(task: str, inputs: list[Path], batch: dict, quiet: bool, as_json: bool, **options) -> None:
@@ -169,7 +185,7 @@ def _run(task: str, inputs: list[Path], batch: dict, quiet: bool, as_json: bool,
 
 def _restore_one(task: str, input_path: Path, batch: dict, quiet: bool, as_json: bool, options: dict) -> None:
     from dip_cli.errors import InputError
-    from dip_cli.report import ProgressDisplay, results_json, summary_table
+    from dip_cli.report import ProgressDisplay, results_json, summary_lines
     from dip_cli.restore import RestoreRequest, restore
 
     if batch["reference_dir"] is not None:
@@ -179,7 +195,7 @@ def _restore_one(task: str, input_path: Path, batch: dict, quiet: bool, as_json:
     if as_json:
         print(results_json([result]))
     if not quiet:
-        stderr.print(summary_table([result]))
+        stderr.print(summary_lines([result]), highlight=False, soft_wrap=True)
 
 
 def _restore_batch(
@@ -211,15 +227,17 @@ def _restore_batch(
     csv_path, json_path = write_summary(report, plan.summary_dir)
     if as_json:
         print(json_path.read_text())
-    if not quiet:
+    if not quiet:  # --quiet: errors and warnings only; summary.csv/json hold the rest
         stderr.print(batch_table(report))
         if report.ignored:
             stderr.print(
                 f"ignored {len(report.ignored)} file(s) that are not images: "
                 + ", ".join(str(p) for p in report.ignored[:5])
-                + (" ..." if len(report.ignored) > 5 else "")
+                + (" ..." if len(report.ignored) > 5 else ""),
+                highlight=False,
+                soft_wrap=True,
             )
-    stderr.print(f"summary: {csv_path} and {json_path.name}", highlight=False)
+        stderr.print(f"summary: {csv_path} and {json_path.name}", highlight=False, soft_wrap=True)
     if report.interrupted:
         stderr.print("[yellow]interrupted[/]: rerun the same command to continue where it stopped.")
     elif report.count("failed"):
@@ -488,12 +506,15 @@ def presets() -> None:
     for column in ("name", "network and settings", "description"):
         table.add_column(column, no_wrap=column == "name")
     for p in all_presets():
-        channels = ",".join(str(c) for c in p.channels_down)
-        skips = ",".join(str(c) for c in p.channels_skip)
+        options = " ".join(
+            f"{key} [{','.join(map(str, value))}]" if isinstance(value, list | tuple) else f"{key} {value}"
+            for key, value in p.network.options.items()
+            if key != "channels_up"
+        )
         settings = (
-            f"{p.network} [{channels}] skip [{skips}] {p.upsample}\n"
-            f"z: {p.input_kind} x{p.input_depth}; {p.iters} it, lr {p.lr:g}, "
-            f"EMA {p.ema:g}; stop {p.stop_rule}"
+            f"{p.network.kind}: {options}\n"
+            f"z: {p.input.kind} x{p.input.depth}; {p.fit.iters} it, lr {p.fit.lr:g}, "
+            f"EMA {p.fit.ema:g}; stop {p.stop.rule}"
         )
         table.add_row(f"{p.name}\n({p.task})", settings, p.description)
     stdout.print(table)

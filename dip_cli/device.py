@@ -15,7 +15,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU."""
     if name not in DEVICES:
-        raise InputError(f"--device must be one of {', '.join(DEVICES)}, got {name!r}")
+        raise InputError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -57,10 +57,9 @@ def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def estimate_bytes(net: nn.Module, input_depth: int, height: int, width: int, multiple: int) -> int:
+def estimate_bytes(net: nn.Module, input_depth: int, height: int, width: int) -> int:
     """Peak memory of one fit step: activations kept for backward, parameters with Adam state."""
-    per_pixel = _activation_values_per_pixel(net, input_depth, multiple)
-    activations = per_pixel * height * width * 4
+    activations = _activation_values(net, input_depth, height, width) * 4
     params = sum(p.numel() for p in net.parameters()) * 4 * 4  # weight, grad, Adam m and v
     # Every module output counted once matched the measured peak RSS of a step at 512 px
     # (~0.65 GB for skip-32); 1.5x leaves room for allocator slack and the metrics buffers.
@@ -93,9 +92,8 @@ def check_fits(needed: int, device: torch.device, what: str) -> None:
         )
 
 
-def _activation_values_per_pixel(net: nn.Module, input_depth: int, multiple: int) -> float:
-    """Count every module output on a meta-device forward; activations scale with pixels."""
-    side = max(multiple, 8) * 2
+def _activation_values(net: nn.Module, input_depth: int, height: int, width: int) -> int:
+    """Count every module output on a forward on the meta device (no memory, no compute)."""
     total = 0
 
     def count(_module, _inputs, output) -> None:
@@ -106,11 +104,11 @@ def _activation_values_per_pixel(net: nn.Module, input_depth: int, multiple: int
     handles = [m.register_forward_hook(count) for m in meta_net.modules() if not list(m.children())]
     try:
         with torch.no_grad():
-            meta_net(torch.empty(1, input_depth, side, side, device="meta"))
+            meta_net(torch.empty(1, input_depth, height, width, device="meta"))
     finally:
         for handle in handles:
             handle.remove()
-    return total / (side * side)
+    return total
 
 
 def _meta_copy(net: nn.Module) -> nn.Module:

@@ -5,6 +5,8 @@ The CLI turns these into one line on stderr and an exit code, never a traceback.
 
 from __future__ import annotations
 
+import signal
+
 
 class DipError(Exception):
     """Base class: something the user can act on."""
@@ -12,8 +14,11 @@ class DipError(Exception):
     exit_code = 1
 
 
-class InputError(DipError):
-    """Bad input or usage: missing/unreadable files, bad option values, too large an image."""
+class InputError(DipError, ValueError):
+    """Bad input or usage: missing/unreadable files, bad option values, too large an image.
+
+    Also a ValueError, so Python callers of the array API can catch it the usual way.
+    """
 
     exit_code = 2
 
@@ -25,6 +30,23 @@ class FitError(DipError):
 
 
 class Interrupted(DipError):
-    """Ctrl-C: a checkpoint was saved and the run can be resumed."""
+    """Ctrl-C or SIGTERM: a checkpoint was saved and the run can be resumed.
 
-    exit_code = 130
+    The exit code is the shell's for the signal: 130 for SIGINT, 143 for SIGTERM.
+    """
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the fit loop (nothing to checkpoint yet): stop like Ctrl-C, exit 143."""
+
+    signum = signal.SIGTERM
+
+
+def signal_exit_code(exc: BaseException) -> int:
+    """128 + the signal that stopped the run (SIGINT unless it says otherwise)."""
+    return 128 + int(getattr(exc, "signum", signal.SIGINT))

@@ -6,8 +6,10 @@ step, then bookkeeping (EMA of outputs, the early-stop statistic, metrics). Ever
 that save checkpoints and snapshots. This module knows nothing of files or of the CLI: the
 caller passes hooks.
 
-Ctrl-C is deferred to the end of the current step, so the state handed to
-``on_checkpoint`` is always consistent and a resumed run continues bit-for-bit.
+Ctrl-C and SIGTERM (what docker stop, systemd, SLURM and Ray send) are deferred to the end of
+the current step, so the state handed to ``on_checkpoint`` is always consistent and a resumed
+run continues bit-for-bit. A checkpoint also records where the run stopped, so resuming a
+finished run returns its result without stepping again.
 """
 
 from __future__ import annotations
@@ -22,26 +24,21 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from dip_cli.errors import FitError, Interrupted
+from dip_cli.errors import FitError, Interrupted, Terminated
 from dip_cli.operators import Operator
+from dip_cli.settings import Settings
 from dip_cli.stopping import WindowedVariance
 
 METRIC_COLUMNS = ("iteration", "loss", "psnr_input", "wmv", "psnr_reference")
 
 
-@dataclass
-class FitSettings:
-    iters: int
-    lr: float = 0.01
-    reg_noise_std: float = 1 / 30
-    ema: float = 0.99
-    stop_rule: str = "auto"  # "auto": ES-WMV; "fixed": run the whole budget
-    window: int = 100
-    patience: int = 500
-    warmup: int = 200
+@dataclass(frozen=True)
+class Cadence:
+    """How often the loop reports (one host sync each), checkpoints and snapshots (0 = never)."""
+
     log_every: int = 25
     checkpoint_every: int = 0  # 0 = only on interrupt
-    snapshot_every: int = 0  # 0 = none
+    snapshot_every: int = 0
 
 
 @dataclass
@@ -89,30 +86,31 @@ def fit(
     net: nn.Module,
     z: torch.Tensor,
     problem: Problem,
-    settings: FitSettings,
+    settings: Settings,
     *,
     generator: torch.Generator,
     hooks: Hooks | None = None,
     resume: dict | None = None,
+    cadence: Cadence = Cadence(),
 ) -> FitResult:
-    """Fit ``net`` so that A(net(z)) matches ``problem.y``; return the selected output."""
+    """Fit ``net`` so that A(net(z)) matches ``problem.y``; return the selected output.
+
+    Uses ``settings.fit`` (budget, lr, jitter, EMA) and ``settings.stop`` (the stop rule).
+    """
     hooks = hooks or Hooks()
+    run, rule = settings.fit, settings.stop
     # foreach: one fused call per step instead of a Python loop over ~100 tensors (5 ms on CPU).
-    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, foreach=True)
-    stopper = WindowedVariance(
-        settings.window,
-        settings.patience if settings.stop_rule == "auto" else None,
-        settings.warmup,
-    )
-    ema: torch.Tensor | None = None
+    optimizer = torch.optim.Adam(net.parameters(), lr=run.lr, foreach=True)
+    stopper = WindowedVariance(rule.window, rule.patience if rule.rule == "auto" else None, rule.warmup)
+    smoothed: torch.Tensor | None = None  # the EMA of the outputs, or the last output if EMA is off
+    stop_reason = "budget"
     start = 0
     if resume is not None:
         net.load_state_dict(resume["net"])
         optimizer.load_state_dict(resume["optimizer"])
         generator.set_state(resume["noise_rng"])
         stopper.load_state_dict(resume["stopper"])
-        ema = resume["ema"]
-        start = resume["iteration"]
+        smoothed, stop_reason, start = resume["smoothed"], resume["stop_reason"], resume["iteration"]
 
     def state(completed: int) -> dict:
         return {
@@ -121,7 +119,8 @@ def fit(
             "optimizer": optimizer.state_dict(),
             "noise_rng": generator.get_state(),
             "stopper": stopper.state_dict(),
-            "ema": ema,
+            "smoothed": smoothed,
+            "stop_reason": stop_reason,
         }
 
     net.train()  # BatchNorm uses the statistics of the one image, as in the paper
@@ -129,17 +128,17 @@ def fit(
     pending: list[torch.Tensor] = []
     history: list[dict] = []
     status: Status | None = None
-    stop_reason = "budget"
     completed = start
+    last_step = start if stop_reason != "budget" else run.iters  # a finished run takes no step
     with _deferred_interrupt() as interrupted:
-        for step in range(start, settings.iters):
+        for step in range(start, last_step):
             # --- one DIP step -----------------------------------------------------------
             z_in = z
-            if settings.reg_noise_std > 0:
+            if run.reg_noise_std > 0:
                 jitter = torch.randn(z.shape, generator=generator, device=z.device)
-                z_in = z + settings.reg_noise_std * jitter
+                z_in = z + run.reg_noise_std * jitter
             output = net(z_in)[..., : problem.height, : problem.width]
-            loss = problem.operator.mse(problem.operator.A(output), problem.y)
+            loss = problem.operator.loss(output, problem.y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -147,9 +146,8 @@ def fit(
             # --- bookkeeping, all on the device -------------------------------------------
             with torch.no_grad():
                 output = output.detach()
-                if settings.ema > 0:
-                    ema = output.clone() if ema is None else ema.lerp_(output, 1 - settings.ema)
-                    smoothed = ema
+                if run.ema > 0:
+                    smoothed = output.clone() if smoothed is None else smoothed.lerp_(output, 1 - run.ema)
                 else:
                     smoothed = output
                 wmv = stopper.update(step, output, smoothed)
@@ -157,12 +155,12 @@ def fit(
             completed = step + 1
 
             # --- every log_every steps (and before any checkpoint): one host sync, hooks ----------
-            last = completed == settings.iters
-            checkpoint_due = bool(settings.checkpoint_every) and completed % settings.checkpoint_every == 0
-            if completed % settings.log_every == 0 or last or checkpoint_due or interrupted.is_set():
+            last = completed == run.iters
+            checkpoint_due = bool(cadence.checkpoint_every) and completed % cadence.checkpoint_every == 0
+            if completed % cadence.log_every == 0 or last or checkpoint_due or interrupted.signum:
                 rows = _flush(pending, first_iteration=completed - len(pending) + 1)
                 history.extend(rows)
-                status = _status(rows[-1], settings.iters, stopper)
+                status = _status(rows[-1], run.iters, stopper)
                 if not math.isfinite(status.loss):
                     raise FitError(
                         f"the fit diverged at iteration {completed} (loss {status.loss}); "
@@ -172,26 +170,29 @@ def fit(
                     hooks.on_log(rows, status)
             # The rule is asked on a fixed cadence, so where a run stops never depends on
             # --save-every or on where it was interrupted.
-            if completed % settings.log_every == 0 and stopper.should_stop(completed):
+            if completed % cadence.log_every == 0 and stopper.should_stop(completed):
                 stop_reason = "early-stop"
             # Metrics are flushed above, so a checkpoint never leaves rows only in memory.
-            if interrupted.is_set():
+            if interrupted.signum:
                 if hooks.on_checkpoint:
                     hooks.on_checkpoint(state(completed))
-                raise Interrupted(f"interrupted at iteration {completed}; checkpoint saved")
-            if hooks.on_snapshot and settings.snapshot_every and completed % settings.snapshot_every == 0:
+                name = signal.Signals(interrupted.signum).name
+                raise Interrupted(f"{name} at iteration {completed}; checkpoint saved", interrupted.signum)
+            if hooks.on_snapshot and cadence.snapshot_every and completed % cadence.snapshot_every == 0:
                 hooks.on_snapshot(completed, smoothed.cpu())
             finished = last or stop_reason != "budget"
-            if hooks.on_checkpoint and (checkpoint_due or (finished and settings.checkpoint_every)):
+            if hooks.on_checkpoint and (checkpoint_due or (finished and cadence.checkpoint_every)):
                 hooks.on_checkpoint(state(completed))
             if stop_reason != "budget":
                 break
 
-    selected = stopper.selected_iteration if settings.stop_rule == "auto" else None
+    selected = stopper.selected_iteration if rule.rule == "auto" else None
     if selected is not None:
         image, selected_step = stopper.best_image, selected + 1
     else:
-        image, selected_step = (ema if settings.ema > 0 and ema is not None else output), completed
+        image, selected_step = smoothed, completed
+    if image is None:
+        raise FitError("nothing was fitted: the iteration budget must be >= 1")
     return FitResult(image.detach().cpu(), completed, selected_step, stop_reason, status, history)
 
 
@@ -208,7 +209,7 @@ def _step_metrics(
     no_reference: torch.Tensor,
 ) -> torch.Tensor:
     """One step's figures as a device tensor: loss, PSNR vs input, ES-WMV, PSNR vs reference."""
-    mse_input = problem.operator.mse(problem.operator.A(smoothed), problem.y)
+    mse_input = problem.operator.loss(smoothed, problem.y)
     psnr_input = -10 * torch.log10(mse_input.clamp_min(1e-12))
     psnr_reference = no_reference if problem.reference is None else psnr(smoothed, problem.reference)
     return torch.stack([loss.detach(), psnr_input, wmv, psnr_reference])
@@ -238,32 +239,28 @@ def _status(row: dict, iters: int, stopper: WindowedVariance) -> Status:
 
 
 class _Flag:
+    """The first interrupting signal received, 0 while none was."""
+
     def __init__(self) -> None:
-        self._set = False
-
-    def set(self) -> None:
-        self._set = True
-
-    def is_set(self) -> bool:
-        return self._set
+        self.signum = 0
 
 
 @contextmanager
 def _deferred_interrupt() -> Iterator[_Flag]:
-    """Turn the first Ctrl-C into a flag checked between steps; a second one aborts at once."""
+    """Turn the first Ctrl-C or SIGTERM into a flag checked between steps; a second one aborts."""
     flag = _Flag()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
-    previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum, frame):
-        if flag.is_set():
-            raise KeyboardInterrupt
-        flag.set()
+        if flag.signum:
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        flag.signum = signum
 
-    signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)

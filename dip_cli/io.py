@@ -61,6 +61,20 @@ def load_image(path: str | Path) -> Picture:
         raise InputError(f"cannot read {path}: {exc}. Is it a valid image file?") from exc
 
 
+def decode_image(data: bytes, name: str = "the image bytes") -> Picture:
+    """Decode an encoded image held in memory (JPEG, PNG, ... bytes), as ``load_image`` does."""
+    import io
+
+    if not data:
+        raise InputError(f"{name} are empty (0 bytes)")
+    try:
+        return _read_with_pillow(io.BytesIO(data), name)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot decode {name}: {exc}. Are they a valid image file's bytes?") from exc
+
+
 def load_mask(path: str | Path, height: int, width: int, *, invert: bool = False) -> np.ndarray:
     """Read a mask as a boolean (H, W) array: True = known pixel (white / non-zero).
 
@@ -119,6 +133,24 @@ def save_image(path: str | Path, picture: Picture) -> None:
         raise
 
 
+def check_output_path(path: str | Path, what: str = "the output", *, image: bool = False) -> None:
+    """Fail before any work on an output that could not be written: a file where a folder
+    must be, a folder without write permission, or (``image``) an extension dip cannot write."""
+    path = Path(path)
+    if image and path.suffix.lower() not in WRITE_EXTENSIONS:
+        raise InputError(
+            f"cannot write {what} {path}: unknown extension {path.suffix.lower() or '(none)'!r}; "
+            f"use one of {', '.join(WRITE_EXTENSIONS)}"
+        )
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write {what} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {what} {path}: no permission to write in {parent}")
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write a text file (run.json, summaries) so that readers see the old or the new, never half."""
     path = Path(path)
@@ -155,7 +187,7 @@ def _png_bit_depth(path: Path) -> int | None:
     return head[24]
 
 
-def _read_with_pillow(path: Path) -> Picture:
+def _read_with_pillow(path, name: str | None = None) -> Picture:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -164,10 +196,10 @@ def _read_with_pillow(path: Path) -> Picture:
             image = ImageOps.exif_transpose(opened)
     except UnidentifiedImageError:
         raise InputError(
-            f"{path} is not an image dip can read (supported: {', '.join(READ_EXTENSIONS)})"
+            f"{name or path} is not an image dip can read (supported: {', '.join(READ_EXTENSIONS)})"
         ) from None
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{path} is too large to open safely: {exc}") from None
+        raise InputError(f"{name or path} is too large to open safely: {exc}") from None
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         gray = np.asarray(image, dtype=np.float32)

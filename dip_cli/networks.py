@@ -15,12 +15,13 @@ New networks register a builder in ``NETWORKS``: ``builder(in_channels, out_chan
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from dip_cli.presets import INPUT_KINDS, UPSAMPLE_MODES
+from dip_cli.settings import INPUT_KINDS, UPSAMPLE_MODES
 
 
 def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -285,6 +286,8 @@ def build_pixels(in_channels: int, out_channels: int, *, height: int, width: int
     return Pixels(out_channels, height, width)
 
 
+SIZED_NETWORKS = frozenset({"pixels"})  # builders that take height= and width=
+
 NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "skip": build_skip,
     "hourglass": build_hourglass,
@@ -295,13 +298,39 @@ NETWORKS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_network(kind: str, in_channels: int, out_channels: int, **options) -> nn.Module:
+def build_network(kind: str, in_channels: int, out_channels: int, /, **options) -> nn.Module:
     """Build a registered network; ``options`` are the builder's keyword arguments."""
     try:
         builder = NETWORKS[kind]
     except KeyError:
         raise ValueError(f"unknown network {kind!r}; known: {', '.join(sorted(NETWORKS))}") from None
     return builder(in_channels, out_channels, **options)
+
+
+def build_for_image(
+    kind: str, in_channels: int, out_channels: int, height: int, width: int, /, **options
+) -> tuple[nn.Module, tuple[int, int]]:
+    """The network for an output of ``height`` x ``width``, and the padded size its input z needs.
+
+    Encoder-decoders need sides that divide by 2**levels; ``pixels`` is the one network that
+    must know the size itself.
+    """
+    if kind in SIZED_NETWORKS:
+        padded = padded_size(height, width, 1)
+        return build_network(
+            kind, in_channels, out_channels, height=padded[0], width=padded[1], **options
+        ), padded
+    net = build_network(kind, in_channels, out_channels, **options)
+    return net, padded_size(height, width, size_multiple(net))
+
+
+def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """Round up to the network's multiple, and to at least two of them: BatchNorm at the
+    deepest level needs more than one value per channel."""
+    return (
+        max(math.ceil(height / multiple), 2) * multiple,
+        max(math.ceil(width / multiple), 2) * multiple,
+    )
 
 
 def size_multiple(net: nn.Module) -> int:

@@ -1,9 +1,9 @@
 """Degradation operators A(x): what turned the clean image into the observation y.
 
-The fit loop minimises ``operator.mse(operator.A(net(z)), y)``; an operator knows how the
-observation was formed and which of its entries count (deepinv's physics objects, reduced to
-what DIP needs). ``simulate_*`` make synthetic corrupted inputs for tests, samples, benchmarks
-and experiments.
+The fit loop minimises ``operator.loss(net(z), y)``: an operator knows how the observation
+was formed and which of its entries count (deepinv's physics objects, reduced to what DIP
+needs: ``nn.Module``s whose fixed data are buffers). ``simulate_*`` make synthetic corrupted
+inputs for tests, samples, benchmarks and experiments.
 """
 
 from __future__ import annotations
@@ -12,22 +12,38 @@ import io as _io
 
 import numpy as np
 import torch
+from torch import nn
+
+from dip_cli.settings import SR_SCALES
 
 
-class Operator:
-    """Base class: the identity (denoising, JPEG artifact removal)."""
+class Operator(nn.Module):
+    """Base class: the identity (denoising, JPEG artifact removal).
 
-    name = "identity"
+    ``forward`` is A(x). ``loss`` is the mean squared error over the observed entries;
+    ``finish`` turns the fitted image into the output (the mask puts the known pixels back);
+    ``output_size`` is the size of x for an observation of a given size. Fixed data (a mask,
+    a filter) are buffers, so ``.to(device)`` and ``state_dict()`` carry them.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
     def A(self, x: torch.Tensor) -> torch.Tensor:  # noqa: N802 (the standard name)
-        return x
+        return self(x)
 
     def mse(self, measured: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean squared error over the entries that were observed."""
         return torch.mean((measured - y) ** 2)
 
-    def to(self, device: torch.device | str) -> Operator:
-        return self
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.mse(self(x), y)
+
+    def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return height, width
 
 
 Identity = Operator
@@ -36,23 +52,22 @@ Identity = Operator
 class Mask(Operator):
     """Inpainting: only the known pixels (mask = 1) are observed."""
 
-    name = "mask"
-
     def __init__(self, known: torch.Tensor) -> None:
+        super().__init__()
         # (1, 1, H, W) float in {0, 1}; broadcast over colour channels.
-        self.known = known.float()
-        self._count = float(self.known.sum())
+        self.register_buffer("known", known.float().reshape(1, 1, *known.shape[-2:]))
+        self.register_buffer("count", self.known.sum())
 
-    def A(self, x: torch.Tensor) -> torch.Tensor:  # noqa: N802
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.known
 
     def mse(self, measured: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         channels = measured.shape[1]
-        return torch.sum(((measured - y) * self.known) ** 2) / (self._count * channels)
+        return torch.sum(((measured - y) * self.known) ** 2) / (self.count * channels)
 
-    def to(self, device: torch.device | str) -> Mask:
-        self.known = self.known.to(device)
-        return self
+    def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # Known pixels are facts: keep them exactly, use the network only to fill the holes.
+        return torch.where(self.known.bool(), y, x)
 
 
 class Downsample(Operator):
@@ -64,26 +79,28 @@ class Downsample(Operator):
     so a constant image stays constant.
     """
 
-    name = "downsample"
-    SCALES = (2, 4, 8)  # even factors: the 4s-tap kernel then centres exactly (odd ones would shift)
+    SCALES = SR_SCALES  # even factors: the 4s-tap kernel then centres exactly (odd ones would shift)
 
     def __init__(self, factor: int, channels: int) -> None:
+        super().__init__()
         if factor not in self.SCALES:
             raise ValueError(f"scale must be one of {self.SCALES}, got {factor}")
         self.factor = factor
+        self.channels = channels
         taps = lanczos_taps(factor)
         kernel = torch.outer(taps, taps)
-        self.weight = kernel.expand(channels, 1, *kernel.shape).contiguous()
-        self.channels = channels
+        self.register_buffer("weight", kernel.expand(channels, 1, *kernel.shape).contiguous())
 
-    def A(self, x: torch.Tensor) -> torch.Tensor:  # noqa: N802
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad = 3 * self.factor // 2  # kernel (4s) - stride (s), split evenly
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
         return torch.nn.functional.conv2d(padded, self.weight, stride=self.factor, groups=self.channels)
 
-    def to(self, device: torch.device | str) -> Downsample:
-        self.weight = self.weight.to(device)
-        return self
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return height * self.factor, width * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}, channels={self.channels}"
 
 
 def lanczos_taps(factor: int, support: int = 2) -> torch.Tensor:

@@ -71,22 +71,25 @@ class ProgressDisplay:
             self._progress = None
 
 
-def summary_table(results: Sequence) -> Table:
-    """One row per image; 'kept/run' is the iteration whose output was saved / steps run."""
-    table = Table(title="dip: restored")
-    table.add_column("image → output", no_wrap=False)
-    for column in ("kept/run", "stop", "time", "PSNR in", "vs reference"):
-        table.add_column(column, justify="right")
+def summary_lines(results: Sequence) -> str:
+    """What happened to each image, as lines that fit any terminal width: the figures, then
+    the output and run folder paths whole (a path cut to fit, "samples/astrona…", would not
+    tell a user where the file is)."""
+    lines = []
     for r in results:
-        table.add_row(
-            f"{r.input.name} → {r.output}",
-            f"{r.selected_iteration}/{r.iterations}",
-            r.stop_reason,
-            f"{r.seconds:.0f}s",
-            f"{r.psnr_input:.2f}",
-            _reference_row_cell(r.as_dict()),
+        row = r.as_dict()
+        lines.append(f"[bold green]restored[/] {r.input} in {row['seconds']:.0f} s")
+        lines.append(
+            f"  kept iteration {row['selected_iteration']} of {row['iterations']} ({row['stop_reason']})"
+            + (f", resumed at {row['resumed_from']}" if row["resumed_from"] else "")
         )
-    return table
+        figures = f"  PSNR vs input {row['psnr_input']:.2f} dB"
+        if row.get("psnr_reference") is not None:
+            figures += f"; vs reference {_reference_row_cell(row).replace(chr(10), ', ')}"
+        lines.append(figures)
+        lines.append(f"  output: {r.output}")
+        lines.append(f"  run folder: {r.run_dir}")
+    return "\n".join(lines)
 
 
 def results_json(results: Sequence) -> str:
@@ -155,27 +158,33 @@ _STATUS_STYLE = {
 
 
 def batch_table(report) -> Table:
-    """One row per image: status, kept/run iterations, stop reason, time, PSNR; why failures failed."""
+    """One row per image: status, kept/run iterations, time, PSNR; why failures failed.
+
+    Sized for an 80-column terminal: the image's path inside the batch is never cut (a long
+    one folds onto a second line); the stop reason and SSIM are in summary.csv.
+    """
     totals = ", ".join(
         f"{report.count(s)} {s}"
         for s in ("restored", "skipped", "failed", "interrupted", "pending")
         if report.count(s)
     )
     table = Table(title=f"dip batch: {totals} ({report.seconds:.0f}s)")
-    table.add_column("image")
-    for column in ("status", "kept/run", "stop", "time", "PSNR in", "vs ref"):
+    # The path inside the batch (as mirrored under -o) names the file in full; long ones wrap
+    # onto a second line rather than being cut with an ellipsis.
+    table.add_column("image", overflow="fold", ratio=1)
+    for column in ("status", "kept/run", "time", "PSNR in", "vs ref (input)"):
         table.add_column(column, justify="right")
     for outcome in report.outcomes:
         r = outcome.row()
         style = _STATUS_STYLE.get(outcome.status, "")
         table.add_row(
-            str(outcome.item.input),
+            outcome.item.relative.as_posix(),
             f"[{style}]{outcome.status}[/]" if style else outcome.status,
             _cell(r["selected_iteration"], r["iterations"], "{}/{}"),
-            r["stop_reason"] or "-",
             _cell(r["seconds"], None, "{:.0f}s"),
             _cell(r["psnr_input"], None, "{:.2f}"),
-            _reference_row_cell(r),
+            _cell(r["psnr_reference"], None, "{:.2f}")
+            + _cell(r["psnr_reference_input"], None, " ({:.2f})").replace("-", ""),
         )
     failures = [o for o in report.outcomes if o.status == "failed"]
     if failures:

@@ -71,6 +71,23 @@ def test_plan_mirrors_the_tree_and_gives_shared_stems_their_extension(photo_fold
     assert plan.summary_dir == out
 
 
+@pytest.mark.parametrize("with_output_dir", [True, False])
+def test_names_that_would_collide_after_adding_the_extension_stay_apart(tmp_path, with_output_dir):
+    # Regression: x.png and x.jpg became x_png and x_jpg, and x_png.bmp kept x_png: two inputs,
+    # one output and one run folder.
+    folder = tmp_path / "in"
+    for name in ("x.png", "x.jpg", "x_png.bmp", "y.png"):
+        write(folder / name, real_crop("astronaut", 8))
+    output_dir = tmp_path / "out" if with_output_dir else None
+    plan = plan_batch([folder], output_dir=output_dir)
+    outputs = {item.input.name: item.output.name for item in plan.items}
+    assert len(set(outputs.values())) == 4 and len({item.run_dir for item in plan.items}) == 4
+    suffix = ".png" if with_output_dir else ".restored.png"
+    assert outputs["x_png.bmp"] == f"x_png_bmp{suffix}" and outputs["y.png"] == f"y{suffix}"
+    again = plan_batch([folder], output_dir=output_dir)
+    assert [item.output for item in again.items] == [item.output for item in plan.items]
+
+
 def test_plan_without_recursion_glob_and_duplicates(photo_folder):
     top = plan_batch([photo_folder], output_dir=None)
     assert sorted(item.input.name for item in top.items) == ["beach.jpg", "beach.png"]
@@ -163,6 +180,14 @@ def test_all_good_batch_exits_0_and_overwrite_redoes(cli, tiny_preset, photo_fol
     assert [row["status"] for row in json.loads(stdout)["images"]] == ["restored", "restored"]
 
 
+def test_quiet_batch_prints_nothing_when_all_goes_well(cli, tiny_preset, tmp_path):
+    for name in ("a", "b"):
+        write(tmp_path / "in" / f"{name}.png", real_crop("astronaut", 16))
+    code, out, err = cli("denoise", tmp_path / "in", "-o", tmp_path / "out", "--preset", tiny_preset, *TINY)
+    assert code == 0 and out == "" and err == ""  # regression: it printed "summary: ..."
+    assert (tmp_path / "out" / "summary.csv").exists()
+
+
 def test_several_files_without_output_go_beside_their_inputs(cli, tiny_preset, photo_folder):
     code, _, err = cli(
         "denoise",
@@ -241,12 +266,17 @@ def test_batch_usage_errors(cli, tiny_preset, photo_folder, tmp_path):
     (tmp_path / "nothing").mkdir()
     expect_error(cli("denoise", tmp_path / "nothing"), "no images found")
     expect_error(cli("denoise", photo_folder, "--preset", "nope"), "nope")  # once, before any image
+    (tmp_path / "afile").write_text("x")
+    expect_error(
+        cli("denoise", photo_folder, "-o", tmp_path / "afile" / "out"), "afile is a file, not a folder"
+    )
 
 
 # --- interrupted and parallel batches ---------------------------------------------------------------
 
 
-def test_interrupted_batch_resumes_without_redoing_finished_images(tiny_preset, tmp_path):
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_batch_resumes_without_redoing_finished_images(tiny_preset, tmp_path, sent):
     for name in ("a", "b", "c"):
         write(tmp_path / "in" / f"{name}.png", real_crop("astronaut", 32) * (0.6 + 0.1 * "abc".index(name)))
     out = tmp_path / "out"
@@ -274,8 +304,8 @@ def test_interrupted_batch_resumes_without_redoing_finished_images(tiny_preset, 
     while not (out / "b.dip" / "checkpoint.pt").exists():  # a finished, b under way
         assert process.poll() is None and time.time() < deadline, process.stderr.read().decode()
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 130
+    process.send_signal(sent)
+    assert process.wait(timeout=60) == 128 + sent  # 130 or 143
     first = summary_rows(out)
     assert [first[n]["status"] for n in ("a.png", "b.png", "c.png")] == ["restored", "interrupted", "pending"]
     a_stamp = (out / "a.png").stat().st_mtime_ns

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from PIL import Image
 from dip_cli.io import load_image
 from dip_cli.metrics import psnr
 from dip_cli.operators import simulate_jpeg
-from tests.conftest import dip_process, expect_error, real_crop, wait_for_checkpoint, write
+from tests.conftest import TINY_PRESET, dip_process, expect_error, real_crop, wait_for_checkpoint, write
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -42,7 +44,8 @@ def test_denoise_writes_output_and_run_folder(cli, tiny_preset, noisy_image):
     assert Path(result["output"]) == output and output.exists()
     assert load_image(output).pixels.shape == (40, 40, 3)
     run_dir = noisy.with_name("noisy.dip")
-    assert {p.name for p in run_dir.iterdir()} == {"checkpoint.pt", "metrics.csv", "run.json", "snapshots"}
+    files = {p.name for p in run_dir.iterdir()}
+    assert files == {".lock", "checkpoint.pt", "metrics.csv", "run.json", "snapshots"}
     assert (run_dir / "snapshots" / "iter_000010.png").exists()
     rows = read_rows(run_dir / "metrics.csv")
     assert list(rows[0]) == ["iteration", "loss", "psnr_input", "wmv", "psnr_reference"]
@@ -58,7 +61,7 @@ def test_denoise_writes_output_and_run_folder(cli, tiny_preset, noisy_image):
         "selected_iteration",
     ):
         assert key in info
-    assert info["status"] == "finished" and info["preset"]["channels_down"] == [16, 16, 16]
+    assert info["status"] == "finished" and info["settings"]["network"]["channels_down"] == [16, 16, 16]
     assert result["psnr_reference"] is not None and result["ssim_reference"] is not None
 
 
@@ -275,7 +278,7 @@ def test_earlier_run_needs_resume_or_overwrite(cli, tiny_preset, noisy_image, tm
 # --- killed runs: a real process, a real signal -----------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
+@pytest.mark.parametrize("how", ["kill -9", "ctrl-c", "sigterm"])
 def test_killed_run_resumes_to_the_same_output(cli, tiny_preset, noisy_image, tmp_path, how):
     noisy, _ = noisy_image
     common = (
@@ -297,11 +300,12 @@ def test_killed_run_resumes_to_the_same_output(cli, tiny_preset, noisy_image, tm
 
     process = dip_process(*common, "-o", tmp_path / "killed.png", "--run-dir", tmp_path / "killed")
     wait_for_checkpoint(tmp_path / "killed", process)
-    process.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGINT)
+    sent = {"kill -9": signal.SIGKILL, "ctrl-c": signal.SIGINT, "sigterm": signal.SIGTERM}[how]
+    process.send_signal(sent)
     code = process.wait(timeout=60)
     err = process.stderr.read().decode()
-    if how == "ctrl-c" and code != 0:  # it may have finished before the signal landed
-        assert code == 130 and "--resume" in err, err
+    if how != "kill -9" and code != 0:  # it may have finished before the signal landed
+        assert code == 128 + sent and "--resume" in err, err
     if how == "kill -9":
         assert code == -signal.SIGKILL
     if not (tmp_path / "killed.png").exists():
@@ -315,6 +319,103 @@ def test_killed_run_resumes_to_the_same_output(cli, tiny_preset, noisy_image, tm
     assert np.array_equal(load_image(tmp_path / "killed.png").pixels, straight)
     rows = read_rows(tmp_path / "killed" / "metrics.csv")
     assert [int(r["iteration"]) for r in rows] == list(range(1, 401))  # no gaps, no repeats
+
+
+def test_sigterm_checkpoints_even_when_no_periodic_checkpoint_is_due(tiny_preset, noisy_image, tmp_path):
+    # Regression: docker stop / systemd / SLURM send SIGTERM, which used to kill the run and
+    # leave nothing when --save-every had not come round yet.
+    noisy, _ = noisy_image
+    args = ["denoise", noisy, "--preset", tiny_preset, "--iters", "100000", "--stop", "fixed"]
+    args += ["--save-every", "100000"]
+    args += ["-q", "--threads", "1", "-o", tmp_path / "out.png", "--run-dir", tmp_path / "run"]
+    process = dip_process(*args)
+    wait_for_rows(tmp_path / "run" / "metrics.csv", process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143
+    assert "SIGTERM" in process.stderr.read().decode()
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    rows = [int(r["iteration"]) for r in read_rows(tmp_path / "run" / "metrics.csv")]
+    assert rows == list(range(1, len(rows) + 1)) and len(rows) >= 25  # flushed up to the stop
+
+
+def test_a_finished_checkpoint_without_output_averaging_resumes_to_its_result(cli, tmp_path):
+    # Regression: with ema = 0 (sr4/sr8 and the *-paper presets) resuming a run whose checkpoint
+    # was at its budget raised UnboundLocalError, so after a failed output write every rerun
+    # of a batch failed until --overwrite.
+    preset = tmp_path / "no-ema.toml"
+    preset.write_text(
+        TINY_PRESET.replace("ema = 0.9", "ema = 0.0").replace('rule = "auto"', 'rule = "fixed"')
+    )
+    noisy = write(tmp_path / "noisy.png", real_crop("astronaut", 24))
+    args = ("denoise", noisy, "--preset", preset, "--save-every", "10", "-q", "--threads", "1")
+    assert cli(*args, "-o", tmp_path / "a.png", "--run-dir", tmp_path / "run")[0] == 0
+    first = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "a.png").unlink()  # as if writing the output had failed
+    code, _, err = cli(*args, "-o", tmp_path / "a.png", "--run-dir", tmp_path / "run", "--resume")
+    assert code == 0, err
+    assert (tmp_path / "a.png").read_bytes() == first
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("afile/x.png", "afile is a file, not a folder"),
+        ("out.gif", "unknown extension '.gif'; use one of .png"),
+        ("noext", "unknown extension '(none)'"),
+    ],
+)
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(
+    cli, tiny_preset, noisy_image, output, message
+):
+    # Regression: these were found only after the whole fit (exit 1, "This is a bug").
+    noisy, _ = noisy_image
+    (noisy.parent / "afile").write_text("a file, not a folder")
+    result = cli("denoise", noisy, "--preset", tiny_preset, "-o", noisy.parent / output)
+    expect_error(result, message)
+    assert not list(noisy.parent.rglob("*.dip")) and not list(noisy.parent.rglob("metrics.csv"))
+    expect_error(
+        cli("denoise", noisy, "--preset", tiny_preset, "--run-dir", noisy.parent / "afile" / "run"),
+        "afile is a file, not a folder",
+    )
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused(cli, tiny_preset, noisy_image, tmp_path):
+    from dip_cli.run_folder import RunFolder
+
+    noisy, _ = noisy_image
+    holder = RunFolder(tmp_path / "run")
+    holder._acquire()  # what a running dip holds (a second open file, as another process has)
+    try:
+        result = cli("denoise", noisy, "--preset", tiny_preset, "--run-dir", tmp_path / "run", "--iters", "3")
+        expect_error(result, "run folder", "is in use by another dip process", f"pid {os.getpid()}")
+    finally:
+        holder.close()
+    assert (
+        cli("denoise", noisy, "--preset", tiny_preset, "--run-dir", tmp_path / "run", "--iters", "3")[0] == 0
+    )
+
+
+def test_two_processes_on_one_run_folder(tiny_preset, noisy_image, tmp_path):
+    noisy, _ = noisy_image
+    args = ["denoise", noisy, "--preset", tiny_preset, "--iters", "100000", "--stop", "fixed", "-q"]
+    first = dip_process(*args, "-o", tmp_path / "a.png", "--run-dir", tmp_path / "run")
+    try:
+        wait_for_rows(tmp_path / "run" / "metrics.csv", first)
+        second = dip_process(*args, "-o", tmp_path / "b.png", "--run-dir", tmp_path / "run", "--overwrite")
+        assert second.wait(timeout=120) == 2
+        assert "in use by another dip process" in second.stderr.read().decode()
+    finally:
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=60) == 130
+
+
+def wait_for_rows(path: Path, process, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not (path.exists() and len(read_rows(path)) >= 1):
+        assert process.poll() is None and time.time() < deadline, process.stderr.read().decode()
+        time.sleep(0.05)
 
 
 # --- super-resolution -------------------------------------------------------------------------
@@ -377,7 +478,7 @@ rule = "fixed"
 
 def test_sr_errors(cli, tiny_preset, noisy_image, tmp_path):
     noisy, clean = noisy_image
-    expect_error(cli("sr", noisy, "--scale", "3"), "--scale 3 is not supported", "2, 4, 8")
+    expect_error(cli("sr", noisy, "--scale", "3"), "scale 3 is not supported", "2, 4, 8")
     expect_error(cli("sr", noisy, "--scale", "2", "--reference", clean), "the output is 80x80")
 
 

@@ -81,3 +81,21 @@ def test_simulations_are_seeded_and_in_range():
     assert np.std(a - clean) == pytest.approx(25 / 255, rel=0.1)
     assert simulate_jpeg(clean, 10).shape == clean.shape
     assert simulate_downscale(np.zeros((16, 16, 3), np.float32), 4).shape == (4, 4, 3)
+
+
+def test_operators_are_modules_whose_fixed_data_are_buffers():
+    mask = Mask(torch.ones(1, 1, 4, 4))
+    down = Downsample(2, 3)
+    assert set(mask.state_dict()) == {"known", "count"} and set(down.state_dict()) == {"weight"}
+    assert list(mask.parameters()) == [] and list(down.parameters()) == []  # nothing is fitted
+    moved = down.to(torch.float64)  # .to() carries the buffers (and a device would too)
+    assert moved.weight.dtype == torch.float64
+    assert "factor=2" in repr(down)  # what a checkpoint's fingerprint records
+
+
+def test_mask_finish_puts_the_known_pixels_back_exactly():
+    known = torch.zeros(1, 1, 3, 3)
+    known[..., 1, :] = 1
+    y, x = torch.rand(1, 3, 3, 3), torch.rand(1, 3, 3, 3)
+    out = Mask(known).finish(x, y)
+    assert torch.equal(out[..., 1, :], y[..., 1, :]) and torch.equal(out[..., 0, :], x[..., 0, :])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dip_cli.errors import InputError
 from dip_cli.presets import all_presets, builtin_names, load_preset
+from dip_cli.settings import Settings
 
 
 def test_every_builtin_preset_loads_and_each_task_has_a_default_and_a_paper_preset():
@@ -20,21 +23,34 @@ def test_every_builtin_preset_loads_and_each_task_has_a_default_and_a_paper_pres
     [
         (
             "denoise-paper",
-            {"channels_down": (128,) * 5, "channels_skip": (4,) * 5, "iters": 3000, "ema": 0.99},
+            {
+                "network.channels_down": [128] * 5,
+                "network.channels_skip": [4] * 5,
+                "fit.iters": 3000,
+                "fit.ema": 0.99,
+            },
         ),
         (
             "jpeg-paper",
-            {"channels_down": (8, 16, 32, 64, 128), "channels_skip": (0, 0, 0, 4, 4), "input_depth": 3},
+            {
+                "network.channels_down": [8, 16, 32, 64, 128],
+                "network.channels_skip": [0, 0, 0, 4, 4],
+                "input.depth": 3,
+            },
         ),
-        ("inpaint-paper", {"channels_skip": (128,) * 5, "upsample": "nearest", "iters": 6000}),
-        ("inpaint-hole-paper", {"network": "hourglass", "input_kind": "meshgrid", "input_depth": 2}),
-        ("inpaint-pixels-paper", {"lr": 0.001, "iters": 11000}),
+        (
+            "inpaint-paper",
+            {"network.channels_skip": [128] * 5, "network.upsample": "nearest", "fit.iters": 6000},
+        ),
+        ("inpaint-hole-paper", {"network.kind": "hourglass", "input.kind": "meshgrid", "input.depth": 2}),
+        ("inpaint-pixels-paper", {"fit.lr": 0.001, "fit.iters": 11000}),
     ],
 )
 def test_paper_presets_match_the_paper(name, expected):
-    preset = load_preset(name)
+    settings = load_preset(name).as_dict()
     for key, value in expected.items():
-        assert getattr(preset, key) == value, key
+        table, entry = key.split(".")
+        assert settings[table][entry] == value, key
 
 
 def test_unknown_preset_lists_the_builtins():
@@ -65,15 +81,36 @@ def test_bad_preset_files_are_explained(tmp_path, text, message):
 
 def test_overrides_are_validated():
     preset = load_preset("denoise")
-    assert preset.with_overrides(iters=7, stop_rule=None).iters == 7
+    assert preset.with_overrides(iters=7, stop=None).fit.iters == 7
     with pytest.raises(InputError, match="stop rule"):
-        preset.with_overrides(stop_rule="sometimes")
+        preset.with_overrides(stop="sometimes")
+
+
+def test_settings_round_trip_through_their_dict_as_a_run_folder_saves_them():
+    for preset in all_presets():
+        again = Settings.from_dict(json.loads(json.dumps(preset.as_dict())))
+        assert again == preset
+
+
+def test_a_preset_can_name_any_registered_network(tmp_path):
+    from dip_cli.core import build_network_for
+
+    path = tmp_path / "unet.toml"
+    path.write_text('task = "denoise"\n[network]\nkind = "unet"\nchannels_down = [8, 8]\n')
+    net, padded = build_network_for(load_preset(path), 3, 30, 20)
+    assert type(net).__name__ == "UNet" and padded == (32, 20)
+    path = tmp_path / "resnet.toml"
+    path.write_text('task = "denoise"\n[network]\nkind = "resnet"\nwidth = 8\n')
+    with pytest.raises(InputError, match=r"preset .*resnet.toml: \[network\] .*width"):
+        build_network_for(load_preset(path), 3)
+    path.write_text('task = "denoise"\n[network]\nkind = "transformer"\n')
+    with pytest.raises(InputError, match="unknown network 'transformer'; known: hourglass"):
+        build_network_for(load_preset(path), 3)
 
 
 @pytest.mark.parametrize("name", builtin_names())
 def test_every_builtin_preset_builds_its_network(name):
-    from dip_cli.restore import build_network_for
+    from dip_cli.core import build_network_for
 
-    preset = load_preset(name)
-    net = build_network_for(preset, 3)
+    net, _ = build_network_for(load_preset(name), 3)
     assert sum(p.numel() for p in net.parameters()) > 0

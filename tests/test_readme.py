@@ -25,3 +25,20 @@ def test_every_builtin_preset_is_documented():
     readme = (ROOT / "README.md").read_text()
     for name in builtin_names():
         assert f"`{name}`" in readme, name
+
+
+# The name each dependency is imported by.
+IMPORT_NAMES = {"pillow": "PIL", "pypng": "png", "scikit-image": "skimage", "scikit-learn": "sklearn"}
+
+
+def test_every_dependency_is_imported_by_dip():
+    # Regression: torchvision was a dependency (and in the install command) but never imported.
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    source = "\n".join(p.read_text() for p in (ROOT / "dip_cli").rglob("*.py"))
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=\[ ]", requirement)[0]
+        module = IMPORT_NAMES.get(name, name)
+        assert re.search(rf"^\s*(import|from) {module}\b", source, re.M), f"{name} is never imported"
+    assert "torchvision" not in (ROOT / "README.md").read_text()

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from dip_cli.experiments.common import (
-    FitOptions,
     Progress,
     Result,
     Timer,
@@ -30,6 +29,7 @@ from dip_cli.experiments.common import (
     write_csv,
     write_results,
 )
+from dip_cli.settings import FitSettings
 
 NETWORKS = {
     "hourglass-2": ("hourglass", {"channels_down": (32,) * 2}),
@@ -81,9 +81,10 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
             kind,
             net_options,
             noisy,
-            FitOptions(iters=cfg.iters, reg_noise_std=jitter, ema=0.99),
+            FitSettings(iters=cfg.iters, reg_noise_std=jitter, ema=0.99),
             seed=cfg.seed,
-            device=device,
+            device=device.type,
+            threads=cfg.threads,
             reference=clean,
             progress=progress,
             label=network,
@@ -158,7 +159,7 @@ def _settings(cfg: Config) -> dict:
         **cfg.__dict__,
         "networks": {k: [kind, opts] for k, (kind, opts) in NETWORKS.items()},
         "sigma": SIGMA,
-        "lr": FitOptions(1).lr,
+        "lr": FitSettings().lr,
         "reg_noise_std": 1 / 30,
         "no_jitter": list(NO_JITTER),
         "ema": 0.99,

@@ -2,7 +2,7 @@
 
 An experiment measures, then judges: each ``Verdict`` holds the paper's claim, the number
 measured and the threshold, and computes ``held`` from them, so no verdict is ever written by
-hand. Image experiments fit through ``dip_cli.fit.fit`` (the one DIP loop) via ``fit_image``.
+hand. Image experiments fit through dip's core (``core.restore_array``) via ``fit_image``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dip_cli.errors import InputError
+from dip_cli.settings import FitSettings, InputSettings, NetworkSettings, Settings, StopSettings
 
 # Images that scikit-image ships inside its wheel (the others need a download through pooch).
 BUNDLED_IMAGES = (
@@ -176,78 +177,67 @@ def setup_device(name: str, threads: int | None, pixels: int):
 # --- one DIP fit -----------------------------------------------------------------------------
 
 
-@dataclass
-class FitOptions:
-    """The fit loop's knobs the experiments vary; the rest are FitSettings' defaults."""
-
-    iters: int
-    lr: float = 0.01
-    reg_noise_std: float = 0.0
-    ema: float = 0.0
-    input_depth: int = 32
-    log_every: int = 25
-    snapshot_every: int = 0
-
-
 def fit_image(
     kind: str,
     options: dict,
     target: np.ndarray,
-    fit_options: FitOptions,
+    fit: FitSettings,
     *,
     seed: int,
-    device,
+    device: str,
+    threads: int | None = None,
+    input_depth: int = 32,
     reference: np.ndarray | None = None,
-    on_snapshot: Callable | None = None,
+    on_snapshot: Callable[[int, np.ndarray], None] | None = None,
+    snapshot_every: int = 0,
     progress: Progress | None = None,
     label: str = "",
 ) -> list[dict]:
-    """Fit network ``kind`` to ``target`` (identity operator, fixed budget) with dip's fit loop.
+    """Fit network ``kind`` to ``target`` (identity operator, fixed budget) through dip's core.
 
     Returns the loop's per-iteration rows (loss, psnr_reference vs ``reference``...). The same
     seed gives the same weights and the same code z whatever the target, so curves compare.
     """
-    import torch
-
-    from dip_cli.fit import FitSettings, Hooks, Problem, fit
-    from dip_cli.networks import build_network, make_input, size_multiple
+    from dip_cli.core import restore_array
     from dip_cli.operators import Identity
-    from dip_cli.restore import padded_size
 
-    height, width, channels = target.shape
-    probe = build_network(kind, fit_options.input_depth, channels, **_sized(kind, options, 1, 1))
-    padded_h, padded_w = padded_size(height, width, size_multiple(probe))
-    torch.manual_seed(seed)  # the initial weights
-    net = build_network(kind, fit_options.input_depth, channels, **_sized(kind, options, padded_h, padded_w))
-    z = make_input("noise", fit_options.input_depth, padded_h, padded_w, torch.Generator().manual_seed(seed))
-    problem = Problem(
-        y=to_tensor(target).to(device),
-        operator=Identity(),
-        height=height,
-        width=width,
-        reference=None if reference is None else to_tensor(reference).to(device),
+    settings = Settings(
+        task="denoise",
+        network=NetworkSettings(kind, dict(options)),
+        input=InputSettings("noise", input_depth),
+        fit=fit,
+        stop=StopSettings(rule="fixed"),
+        name=f"experiment network {kind}",
     )
-    settings = FitSettings(
-        iters=fit_options.iters,
-        lr=fit_options.lr,
-        reg_noise_std=fit_options.reg_noise_std,
-        ema=fit_options.ema,
-        stop_rule="fixed",
-        log_every=fit_options.log_every,
-        snapshot_every=fit_options.snapshot_every,
+    _, record = restore_array(
+        target,
+        Identity(),
+        settings,
+        seed=seed,
+        device=device,
+        threads=threads,
+        reference=reference,
+        observer=_ProgressObserver(progress, label) if progress else None,
+        on_snapshot=on_snapshot if snapshot_every else None,
+        save_every=snapshot_every or 1,
     )
-    hooks = Hooks(
-        on_log=(lambda rows, status: progress(label, status.iteration, status.iters)) if progress else None,
-        on_snapshot=on_snapshot,
-    )
-    generator = torch.Generator(device=device).manual_seed(seed + 1)
-    result = fit(net.to(device), z.to(device), problem, settings, generator=generator, hooks=hooks)
-    return result.history
+    return record.history
 
 
-def _sized(kind: str, options: dict, height: int, width: int) -> dict:
-    """The direct pixel image is the one network that must know the (padded) size."""
-    return {**options, "height": height, "width": width} if kind == "pixels" else options
+class _ProgressObserver:
+    """The core's progress, as the experiments' ``progress(label, done, total)``."""
+
+    def __init__(self, progress: Progress, label: str) -> None:
+        self.progress, self.label = progress, label
+
+    def start(self, name: str, total: int, done: int) -> None:
+        pass
+
+    def update(self, status) -> None:
+        self.progress(self.label, status.iteration, status.iters)
+
+    def finish(self) -> None:
+        pass
 
 
 def to_tensor(pixels: np.ndarray):

@@ -20,7 +20,6 @@ import numpy as np
 
 from dip_cli.errors import InputError
 from dip_cli.experiments.common import (
-    FitOptions,
     Progress,
     Result,
     Timer,
@@ -34,6 +33,7 @@ from dip_cli.experiments.common import (
     write_csv,
     write_results,
 )
+from dip_cli.settings import FitSettings
 
 TARGETS = ("image", "noisy", "shuffled", "noise")
 NETWORKS = {
@@ -84,9 +84,10 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
                 kind,
                 net_options,
                 target,
-                FitOptions(iters=cfg.iters, reg_noise_std=jitter),
+                FitSettings(iters=cfg.iters, reg_noise_std=jitter, ema=0.0),
                 seed=cfg.seed,
-                device=device,
+                device=device.type,
+                threads=cfg.threads,
                 reference=clean if target_name == "noisy" else None,
                 progress=progress,
                 label=f"{network} → {target_name}",
@@ -256,7 +257,7 @@ def _settings(cfg: Config) -> dict:
         **cfg.__dict__,
         "networks": {k: [kind, opts] for k, (kind, opts) in NETWORKS.items()},
         "sigma": SIGMA,
-        "lr": FitOptions(1).lr,
+        "lr": FitSettings().lr,
         "control_jitter": CONTROL_JITTER,
         "ema": 0.0,
     }

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from dip_cli.experiments.common import (
-    FitOptions,
     Progress,
     Result,
     Timer,
@@ -24,10 +23,10 @@ from dip_cli.experiments.common import (
     load_target,
     prepare_out_dir,
     setup_device,
-    to_pixels,
     write_csv,
     write_results,
 )
+from dip_cli.settings import FitSettings
 
 NETWORK = ("skip", {"channels_down": (32,) * 5, "channels_skip": (4,) * 5})
 RISE_DB = 0.5  # the best output is at least this far above the JPEG (our bar; the paper shows it)
@@ -70,11 +69,13 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
     history = fit_image(
         *NETWORK,
         compressed,
-        FitOptions(iters=cfg.iters, reg_noise_std=cfg.jitter, snapshot_every=SNAPSHOT_EVERY),
+        FitSettings(iters=cfg.iters, reg_noise_std=cfg.jitter, ema=0.0),
         seed=cfg.seed,
-        device=device,
+        device=device.type,
+        threads=cfg.threads,
         reference=clean,
-        on_snapshot=lambda iteration, image: snapshots.__setitem__(iteration, to_pixels(image)),
+        on_snapshot=snapshots.__setitem__,
+        snapshot_every=SNAPSHOT_EVERY,
         progress=progress,
         label=f"skip net → JPEG q{cfg.quality}",
     )
@@ -156,6 +157,6 @@ def _settings(cfg: Config) -> dict:
     return {
         **cfg.__dict__,
         "network": list(NETWORK),
-        "lr": FitOptions(1).lr,
+        "lr": FitSettings().lr,
         "ema": 0.0,
     }

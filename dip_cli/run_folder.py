@@ -1,0 +1,188 @@
+"""The run folder: what makes a run inspectable and resumable, and who may write it.
+
+::
+
+    checkpoint.pt     everything to continue bit-for-bit, and the settings whole (atomic writes)
+    metrics.csv       one row per iteration: loss, PSNR vs input, ES-WMV statistic, PSNR vs ref
+    run.json          settings, versions, device, seed, sizes, times, status, the result record
+    snapshots/        the smoothed output every ``save_every`` iterations
+    .lock             held (flock) by the one process writing the folder
+
+The resume contract: a checkpoint is resumed only when asked (``resume=True``) and only if its
+fingerprint (the observation, the operator, the settings and the seed) matches; metrics past
+the checkpoint are dropped, since the resumed run writes them again. Without ``resume`` an
+earlier run is never silently reused or replaced: ``overwrite=True`` clears what dip wrote
+(never a user's own files). The lock is an advisory ``flock``: the kernel releases it when
+its process ends, even by kill -9, so a stale lock never blocks a rerun.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from dip_cli.errors import InputError
+from dip_cli.io import Picture, check_output_path, save_image, write_text_atomic
+
+METRIC_COLUMNS = ("iteration", "loss", "psnr_input", "wmv", "psnr_reference")
+
+
+class RunFolder:
+    """One run's folder. Use as a context manager, or call ``close()``: it holds the lock."""
+
+    def __init__(self, path: str | Path, *, resume: bool = False, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.resume = resume
+        self.overwrite = overwrite
+        self._lock_fd: int | None = None
+
+    checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    metrics = property(lambda self: self.path / "metrics.csv")
+    info_path = property(lambda self: self.path / "run.json")
+    snapshots = property(lambda self: self.path / "snapshots")
+
+    def check(self) -> None:
+        """Fail before any work if the folder cannot be made here (a file in the way)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"the run folder {self.path} is a file; remove it or give another run folder")
+        check_output_path(self.path / "run.json", "the run folder")
+
+    def start(self, fingerprint: dict, device) -> dict | None:
+        """Lock the folder and apply the resume contract: the checkpoint to resume, or None."""
+        self.check()
+        self._acquire()
+        if self.checkpoint.exists() and self.resume:
+            state = load_checkpoint(self.checkpoint, device)
+            if state["fingerprint"] != fingerprint:
+                changed = [k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k]]
+                raise InputError(
+                    f"the checkpoint in {self.path} was made with a different {', '.join(changed)}; "
+                    "resume with the same inputs and options, or start over with --overwrite"
+                )
+            self._truncate_metrics(state["fit"]["iteration"])
+            return state
+        if self.checkpoint.exists() and not self.overwrite:
+            raise InputError(
+                f"{self.path} holds an earlier run of this image; pass --resume to continue it "
+                "or --overwrite to start over"
+            )
+        self._clear()
+        self.metrics.write_text(",".join(METRIC_COLUMNS) + "\n")
+        return None
+
+    # --- writing (only while locked) ----------------------------------------------------------
+
+    def save_checkpoint(self, payload: dict) -> None:
+        save_checkpoint(self.checkpoint, payload)
+
+    def append_metrics(self, rows: list[dict]) -> None:
+        with open(self.metrics, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+            for row in rows:
+                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    def save_snapshot(self, iteration: int, pixels: np.ndarray) -> None:
+        save_image(self.snapshots / f"iter_{iteration:06d}.png", Picture(pixels))
+
+    def write_info(self, info: dict) -> None:
+        write_text_atomic(self.info_path, json.dumps(info, indent=2, default=str))
+
+    def read_info(self) -> dict | None:
+        try:
+            info = json.loads(self.info_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _acquire(self) -> None:
+        import fcntl
+
+        if self._lock_fd is not None:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise InputError(
+                f"the run folder {self.path} is in use by another dip process"
+                + (f" (pid {holder})" if holder else "")
+                + "; wait for it to finish, or write this run elsewhere (-o or --run-dir)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _clear(self) -> None:
+        """Remove only what dip writes, never unknown files a user put there."""
+        for path in (self.checkpoint, self.metrics, self.info_path):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.snapshots, ignore_errors=True)
+
+    def _truncate_metrics(self, iteration: int) -> None:
+        """Drop rows past the checkpoint: the resumed run writes them again."""
+        rows = []
+        if self.metrics.exists():
+            with open(self.metrics, newline="") as f:
+                rows = [row for row in csv.DictReader(f) if int(row["iteration"]) <= iteration]
+        with open(self.metrics, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+FORMAT_VERSION = 2  # 2: nested settings, "smoothed" and "stop_reason" in the fit state
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write to a temporary file and rename: a kill mid-write leaves the previous one intact."""
+    import tempfile
+
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".checkpoint.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"format": FORMAT_VERSION, **payload}, tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, device) -> dict:
+    """Load with ``weights_only=True`` (no code runs from a checkpoint file)."""
+    import torch
+
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise InputError(f"cannot read checkpoint {path}: {exc}. Start over with --overwrite") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+        raise InputError(
+            f"checkpoint {path} was written by an incompatible version; start over with --overwrite"
+        )
+    return payload

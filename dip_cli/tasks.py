@@ -1,0 +1,149 @@
+"""The task table: for each task, its default preset, the operator that made the observation,
+and the baseline a user has without dip. ``restore_picture`` runs a task on a decoded picture.
+
+Both the array API (``api``) and the file layer (``restore``) come through here, so a task's
+rules (which preset for ``sr --scale 8``, alpha handling, the known pixels of an inpainting)
+live in one place and nothing else branches on the task's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from dip_cli.core import Observer, Record, restore_array
+from dip_cli.errors import InputError
+from dip_cli.io import Picture
+from dip_cli.presets import load_preset
+from dip_cli.run_folder import RunFolder
+from dip_cli.settings import SR_SCALES, STOP_RULES, Settings
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    default_preset: Callable[[int | None], str]  # scale -> preset name
+    operator: Callable[[Picture, np.ndarray | None, int | None], object]  # picture, known, scale -> A
+    baseline: Callable[[np.ndarray, tuple[int, int]], np.ndarray]  # observation, output size -> estimate
+
+
+def _identity(picture: Picture, known, scale):
+    from dip_cli.operators import Identity
+
+    return Identity()
+
+
+def _mask(picture: Picture, known: np.ndarray | None, scale):
+    import torch
+
+    from dip_cli.operators import Mask
+
+    if known is None:
+        raise InputError("inpainting needs a mask: which pixels are known (white = keep, black = fill)")
+    return Mask(torch.from_numpy(known.astype(np.float32)))
+
+
+def _downsample(picture: Picture, known, scale: int | None):
+    from dip_cli.operators import Downsample
+
+    return Downsample(scale, picture.channels)
+
+
+def _as_observed(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return pixels
+
+
+TASKS: dict[str, Task] = {
+    "denoise": Task("denoise", lambda scale: "denoise", _identity, _as_observed),
+    "jpeg": Task("jpeg", lambda scale: "jpeg", _identity, _as_observed),
+    "inpaint": Task("inpaint", lambda scale: "inpaint", _mask, _as_observed),
+    # For super-resolution "the input" a user already has is its bicubic upscale.
+    "sr": Task(
+        "sr", lambda scale: "sr8" if scale == 8 else "sr4", _downsample, lambda y, size: upscale(y, size)
+    ),
+}
+
+
+def resolve_settings(
+    task: str,
+    preset: str | None = None,
+    *,
+    iters: int | None = None,
+    stop: str | None = None,
+    scale: int | None = None,
+) -> Settings:
+    """The task's preset (or the one named) with the overrides, every value checked."""
+    if task == "sr" and scale not in SR_SCALES:
+        raise InputError(f"scale {scale!r} is not supported; use one of {', '.join(map(str, SR_SCALES))}")
+    if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 1):
+        raise InputError(f"iters must be an integer >= 1, got {iters!r}")
+    if stop is not None and stop not in STOP_RULES:
+        raise InputError(f"stop must be one of {', '.join(STOP_RULES)}, got {stop!r}")
+    settings = load_preset(preset or TASKS[task].default_preset(scale))
+    return settings.with_overrides(iters=iters, stop=stop)
+
+
+def check_settings(settings: Settings, channels: int = 3) -> None:
+    """Build the preset's network once, so a bad network option fails before any image does."""
+    from dip_cli.core import build_network_for
+
+    build_network_for(settings, channels)
+
+
+def restore_picture(
+    task: str,
+    picture: Picture,
+    settings: Settings,
+    *,
+    known: np.ndarray | None = None,
+    scale: int | None = None,
+    reference: np.ndarray | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    threads: int | None = None,
+    run: RunFolder | None = None,
+    save_every: int = 500,
+    observer: Observer | None = None,
+    name: str = "image",
+    info: dict | None = None,
+) -> tuple[Picture, Record]:
+    """Restore a decoded picture; its alpha channel is put back (resized for sr)."""
+    spec = TASKS[task]
+    operator = spec.operator(picture, known, scale)
+    size = operator.output_size(picture.height, picture.width)
+    pixels, record = restore_array(
+        picture.pixels,
+        operator,
+        settings,
+        seed=seed,
+        device=device,
+        threads=threads,
+        reference=reference,
+        baseline=None if reference is None else spec.baseline(picture.pixels, size),
+        run=run,
+        save_every=save_every,
+        observer=observer,
+        name=name,
+        info={"task": task, **(info or {})},
+    )
+    alpha = picture.alpha
+    if alpha is not None and alpha.shape != size:
+        alpha = upscale(alpha[..., None], size)[..., 0]
+    return Picture(pixels, alpha, picture.bit_depth), record
+
+
+def upscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bicubic resize of (H, W, C) float pixels to ``size``, clipped to [0, 1]."""
+    from PIL import Image
+
+    channels = [
+        np.asarray(
+            Image.fromarray(pixels[..., c].astype(np.float32)).resize(
+                (size[1], size[0]), Image.Resampling.BICUBIC
+            )
+        )
+        for c in range(pixels.shape[2])
+    ]
+    return np.clip(np.stack(channels, axis=2), 0, 1).astype(np.float32)
