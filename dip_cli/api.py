@@ -217,12 +217,14 @@ def jpeg(
 
         if isinstance(source, str | os.PathLike):
             picture = load_image(Path(source))
+            encoded = Path(source).read_bytes()
         else:
-            picture = decode_image(bytes(source), "the JPEG bytes")
+            encoded = bytes(source)
+            picture = decode_image(encoded, "the JPEG bytes")
         layout = _Layout(np.dtype(np.uint8) if picture.bit_depth == 8 else np.dtype(np.uint16), 3)
         if picture.channels == 1 and picture.alpha is None:
             layout = _Layout(layout.dtype, 2)
-        return _restore("jpeg", picture, layout, options)
+        return _restore("jpeg", picture, layout, options, source=encoded)
     return _restore("jpeg", *_as_picture(source), options)
 
 
@@ -250,7 +252,7 @@ class _Layout:
 
 
 def _restore(
-    task: str, picture: Picture, layout: _Layout, options: _Options, *, known=None, scale=None
+    task: str, picture: Picture, layout: _Layout, options: _Options, *, known=None, scale=None, source=None
 ) -> np.ndarray:
     from dip_cli.run_folder import RunFolder
     from dip_cli.tasks import resolve_settings, restore_picture
@@ -265,6 +267,7 @@ def _restore(
             settings,
             known=known,
             scale=scale,
+            source=source,
             seed=options.seed,
             device=options.device,
             threads=options.threads,

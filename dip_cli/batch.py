@@ -463,9 +463,18 @@ _stop_event = None
 
 
 def _init_worker(queue, stop_event) -> None:
+    import warnings
+
     global _progress_queue, _stop_event
     _progress_queue, _stop_event = queue, stop_event
     os.setpgrp()  # a terminal's Ctrl-C goes to the parent only; it forwards exactly one SIGINT
+    warnings.showwarning = _show_warning_line
+
+
+def _show_warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    import sys
+
+    print(f"note: {message}", file=sys.stderr, flush=True)
 
 
 def _worker_restore(item: Item, request, key: int) -> Outcome:

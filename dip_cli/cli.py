@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -138,6 +139,7 @@ def _exit_codes(on_interrupt: str) -> Iterator[None]:
     import signal
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see DESIGN §7: spin-waits stall on busy CPUs
+    warnings.showwarning = _show_warning
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
@@ -167,6 +169,11 @@ def _exit_codes(on_interrupt: str) -> Iterator[None]:
 
 def _raise_terminated(signum, frame):
     raise Terminated
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """dip's warnings (a fallback it took) as one line, not Python's file:line form."""
+    stderr.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def _run(task: str, inputs: list[Path], batch: dict, quiet: bool, as_json: bool, **options) -> None:

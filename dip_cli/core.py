@@ -145,7 +145,7 @@ def restore_array(
         "output_size": [width, height],
         "channels": y.shape[2],
         "padded_size": [padded_w, padded_h],
-        "operator": repr(operator),
+        "operator": operator.describe(),
         "parameters": count_parameters(net),
         "memory_estimate_bytes": needed,
         "resumed_from": done,
@@ -264,7 +264,7 @@ def _fingerprint(y, operator, settings: Settings, seed: int) -> dict:
         digest.update(buffer.cpu().numpy().tobytes())
     return {
         "observation_sha256": digest.hexdigest(),
-        "operator": repr(operator),
+        "operator": operator.describe(),
         "settings": json.dumps(settings.essentials(), sort_keys=True),
         "seed": seed,
     }

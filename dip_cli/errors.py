@@ -41,6 +41,10 @@ class Interrupted(DipError):
         self.exit_code = 128 + self.signum
 
 
+class DipWarning(UserWarning):
+    """Something the user should know that does not stop the run (a fallback, a substitution)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM outside the fit loop (nothing to checkpoint yet): stop like Ctrl-C, exit 143."""
 

@@ -45,6 +45,11 @@ class Operator(nn.Module):
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return height, width
 
+    def describe(self) -> dict:
+        """What run.json records about the operator."""
+        kind = "identity" if type(self) is Operator else type(self).__name__.lower()
+        return {"kind": kind, "loss": "pixel MSE", "repr": repr(self)}
+
 
 Identity = Operator
 
@@ -101,6 +106,153 @@ class Downsample(Operator):
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}, channels={self.channels}"
+
+
+class JpegModel(Operator):
+    """JPEG artifact removal against what the file holds (``jpeg_file.read_jpeg``).
+
+    A(x) is the encoder applied to the network's output x (display orientation, [0, 1]):
+    undo the EXIF rotation (an exact permutation, so the blocks line up with the file's),
+    RGB -> YCbCr (JFIF), chroma subsampled as the file was (libjpeg's box average over the
+    edge-replicated plane), level shift, and the 8x8 DCT on the file's block grid, partial
+    blocks padded by edge replication as libjpeg pads them. The observation is the file's
+    dequantized coefficients k*q, so luma is compared at full resolution and chroma at its
+    stored resolution (4:2:0 chroma becomes a x2 super-resolution problem), with no decoder
+    upsampling or rounding in between. The loss is the mean squared coefficient error on the
+    0-1 scale (the DCT is orthonormal: the same as the pixel MSE in YCbCr).
+
+    ``finish`` (with ``project``) moves the fitted image into the file's quantization box:
+    every coefficient into [(k - 1/2) q, (k + 1/2) q], the set the true image lies in. The
+    correction is the smallest one in YCbCr (constant over each subsampled chroma block, the
+    pseudo-inverse of the box average), so it never moves the result away from the truth.
+    """
+
+    def __init__(self, jpeg, *, project: bool = True) -> None:
+        super().__init__()
+        self.jpeg = jpeg
+        self.factors = jpeg.factors
+        self.orientation = jpeg.orientation
+        self.project = project
+        target = [
+            torch.from_numpy(k.astype(np.float32)) * torch.from_numpy(q)
+            for k, q in zip(jpeg.coefficients, jpeg.tables, strict=True)
+        ]
+        self.block_shapes = [tuple(t.shape[:2]) for t in target]
+        self.register_buffer("target", torch.cat([t.reshape(-1) for t in target]) / 255.0)
+        steps = [
+            torch.from_numpy(q).expand(*k.shape) for k, q in zip(jpeg.coefficients, jpeg.tables, strict=True)
+        ]
+        self.register_buffer("step", torch.cat([s.reshape(-1) for s in steps]) / 255.0)
+        self.register_buffer("dct", _dct_matrix())
+        self.register_buffer("rgb_to_ycbcr", torch.tensor(_RGB_TO_YCBCR))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _to_stored(x, self.orientation) * 255.0
+        planes = torch.einsum("ck,bkhw->bchw", self.rgb_to_ycbcr, x) if x.shape[1] == 3 else x
+        coefficients = []
+        for c, ((v, h), (rows, cols)) in enumerate(zip(self.factors, self.block_shapes, strict=True)):
+            plane = planes[:, c : c + 1]
+            plane = _pad_replicate(plane, rows * 8 * v, cols * 8 * h)
+            if (v, h) != (1, 1):
+                plane = torch.nn.functional.avg_pool2d(plane, (v, h))
+            shift = 128.0 if c == 0 else 0.0  # Y is level-shifted; Cb, Cr come centred on 0 here
+            blocks = (plane[:, 0] - shift).unflatten(1, (rows, 8)).unflatten(3, (cols, 8))
+            coefficients.append(torch.einsum("uk,bikjl,vl->bijuv", self.dct, blocks, self.dct).flatten(1))
+        return torch.cat(coefficients, dim=1) / 255.0
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The observation is the file's coefficients (a buffer); ``y``, its decode, is not used."""
+        return torch.mean((self(x) - self.target) ** 2)
+
+    def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if not self.project:
+            return x
+        coefficients = self(x)
+        box = coefficients.clamp(self.target - self.step / 2, self.target + self.step / 2)
+        correction = self._to_pixels(box - coefficients, x.shape[-2:])
+        return (x + correction).clamp(0, 1)
+
+    def _to_pixels(self, coefficients: torch.Tensor, size) -> torch.Tensor:
+        """The adjoint-like way back: inverse DCT per block, chroma repeated over its block (the
+        pseudo-inverse of the box average), YCbCr -> RGB, to display orientation."""
+        height, width = (size[1], size[0]) if self.orientation >= 5 else (size[0], size[1])
+        planes, start = [], 0
+        for (v, h), (rows, cols) in zip(self.factors, self.block_shapes, strict=True):
+            count = rows * cols * 64
+            blocks = coefficients[:, start : start + count].unflatten(1, (rows, cols, 8, 8))
+            start += count
+            pixels = torch.einsum("uk,bijuv,vl->bikjl", self.dct, blocks, self.dct).flatten(3).flatten(1, 2)
+            pixels = pixels.repeat_interleave(v, dim=1).repeat_interleave(h, dim=2)
+            planes.append(pixels[:, :height, :width])
+        stacked = torch.stack(planes, dim=1)
+        if len(planes) == 3:
+            stacked = torch.einsum("ck,bkhw->bchw", torch.linalg.inv(self.rgb_to_ycbcr), stacked)
+        return _to_display(stacked, self.orientation)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return height, width
+
+    def describe(self) -> dict:
+        loss = "coefficient MSE" + (", then projected into the quantization box" if self.project else "")
+        return {"kind": "jpeg-file", "loss": loss, **self.jpeg.describe()}
+
+    def extra_repr(self) -> str:
+        return f"subsampling={self.jpeg.subsampling}, orientation={self.orientation}"
+
+
+# JFIF: Y = .299 R + .587 G + .114 B; Cb, Cr centred on 128 (the level shift removes the offset).
+_RGB_TO_YCBCR = (
+    (0.299, 0.587, 0.114),
+    (-0.168735892, -0.331264108, 0.5),
+    (0.5, -0.418687589, -0.081312411),
+)
+
+
+def _dct_matrix() -> torch.Tensor:
+    """The orthonormal 8-point DCT-II (JPEG's FDCT): D[k, n] = c(k) cos((2n + 1) k pi / 16)."""
+    k = torch.arange(8, dtype=torch.float64)[:, None]
+    n = torch.arange(8, dtype=torch.float64)[None]
+    matrix = torch.cos((2 * n + 1) * k * torch.pi / 16) * (2 / 8) ** 0.5
+    matrix[0] /= 2**0.5
+    return matrix.float()
+
+
+def _pad_replicate(plane: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Extend to (height, width) by repeating the last row and column (libjpeg's edge expansion)."""
+    extra_h, extra_w = height - plane.shape[-2], width - plane.shape[-1]
+    if extra_h < 0 or extra_w < 0:
+        plane = plane[..., :height, :width]
+        extra_h, extra_w = max(extra_h, 0), max(extra_w, 0)
+    if extra_h or extra_w:
+        plane = torch.cat([plane, plane[..., -1:, :].expand(*plane.shape[:-2], extra_h, plane.shape[-1])], -2)
+        plane = torch.cat([plane, plane[..., -1:].expand(*plane.shape[:-1], extra_w)], -1)
+    return plane
+
+
+def _to_stored(x: torch.Tensor, orientation: int) -> torch.Tensor:
+    """Undo EXIF ``orientation``: the displayed image back to the file's stored orientation.
+
+    Flips first, then the transpose for the rotated orientations 5-8 (checked against
+    Pillow's ``exif_transpose`` for all eight in the tests).
+    """
+    flip_columns = orientation in (2, 3, 6, 7)
+    flip_rows = orientation in (3, 4, 7, 8)
+    if flip_columns:
+        x = x.flip(-1)
+    if flip_rows:
+        x = x.flip(-2)
+    return x.transpose(-2, -1) if orientation >= 5 else x
+
+
+def _to_display(x: torch.Tensor, orientation: int) -> torch.Tensor:
+    """The inverse of ``_to_stored``: apply EXIF ``orientation`` as a viewer does."""
+    if orientation >= 5:
+        x = x.transpose(-2, -1)
+    if orientation in (3, 4, 7, 8):
+        x = x.flip(-2)
+    if orientation in (2, 3, 6, 7):
+        x = x.flip(-1)
+    return x
 
 
 def lanczos_taps(factor: int, support: int = 2) -> torch.Tensor:

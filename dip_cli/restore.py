@@ -111,6 +111,7 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
             settings,
             known=known,
             scale=request.scale,
+            source=request.input,
             reference=reference,
             seed=request.seed,
             device=request.device,

@@ -8,13 +8,15 @@ live in one place and nothing else branches on the task's name.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from dip_cli.core import Observer, Record, restore_array
-from dip_cli.errors import InputError
+from dip_cli.errors import DipWarning, InputError
 from dip_cli.io import Picture
 from dip_cli.presets import load_preset
 from dip_cli.run_folder import RunFolder
@@ -25,17 +27,40 @@ from dip_cli.settings import SR_SCALES, STOP_RULES, Settings
 class Task:
     name: str
     default_preset: Callable[[int | None], str]  # scale -> preset name
-    operator: Callable[[Picture, np.ndarray | None, int | None], object]  # picture, known, scale -> A
+    # (picture, known pixels, scale, the encoded file (a path or its bytes) or None) -> A
+    operator: Callable[[Picture, np.ndarray | None, int | None, Path | bytes | None], object]
     baseline: Callable[[np.ndarray, tuple[int, int]], np.ndarray]  # observation, output size -> estimate
 
 
-def _identity(picture: Picture, known, scale):
+def _identity(picture: Picture, known, scale, source):
     from dip_cli.operators import Identity
 
     return Identity()
 
 
-def _mask(picture: Picture, known: np.ndarray | None, scale):
+def _jpeg_file(picture: Picture, known, scale, source: Path | bytes | None):
+    """The file's own coefficients when there is a JPEG file to read; the decoded pixels otherwise."""
+    from dip_cli.jpeg_file import read_jpeg
+    from dip_cli.operators import Identity, JpegModel
+
+    jpeg = read_jpeg(source) if source is not None else None
+    if jpeg is not None and _display_size(jpeg) == (picture.height, picture.width):
+        return JpegModel(jpeg)
+    warnings.warn(
+        "the input is not a JPEG file dip can model (a PNG of a decoded JPEG, an array, CMYK): "
+        "fitting the decoded pixels instead of the file's coefficients",
+        DipWarning,
+        stacklevel=2,
+    )
+    return Identity()
+
+
+def _display_size(jpeg) -> tuple[int, int]:
+    rotated = jpeg.orientation >= 5
+    return (jpeg.width, jpeg.height) if rotated else (jpeg.height, jpeg.width)
+
+
+def _mask(picture: Picture, known: np.ndarray | None, scale, source):
     import torch
 
     from dip_cli.operators import Mask
@@ -45,7 +70,7 @@ def _mask(picture: Picture, known: np.ndarray | None, scale):
     return Mask(torch.from_numpy(known.astype(np.float32)))
 
 
-def _downsample(picture: Picture, known, scale: int | None):
+def _downsample(picture: Picture, known, scale: int | None, source):
     from dip_cli.operators import Downsample
 
     return Downsample(scale, picture.channels)
@@ -57,7 +82,7 @@ def _as_observed(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 TASKS: dict[str, Task] = {
     "denoise": Task("denoise", lambda scale: "denoise", _identity, _as_observed),
-    "jpeg": Task("jpeg", lambda scale: "jpeg", _identity, _as_observed),
+    "jpeg": Task("jpeg", lambda scale: "jpeg", _jpeg_file, _as_observed),
     "inpaint": Task("inpaint", lambda scale: "inpaint", _mask, _as_observed),
     # For super-resolution "the input" a user already has is its bicubic upscale.
     "sr": Task(
@@ -99,6 +124,7 @@ def restore_picture(
     *,
     known: np.ndarray | None = None,
     scale: int | None = None,
+    source: Path | bytes | None = None,
     reference: np.ndarray | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -109,9 +135,13 @@ def restore_picture(
     name: str = "image",
     info: dict | None = None,
 ) -> tuple[Picture, Record]:
-    """Restore a decoded picture; its alpha channel is put back (resized for sr)."""
+    """Restore a decoded picture; its alpha channel is put back (resized for sr).
+
+    ``source`` is the encoded file the picture was decoded from, for tasks that model the
+    file itself (``jpeg`` reads its DCT coefficients).
+    """
     spec = TASKS[task]
-    operator = spec.operator(picture, known, scale)
+    operator = spec.operator(picture, known, scale, source)
     size = operator.output_size(picture.height, picture.width)
     pixels, record = restore_array(
         picture.pixels,

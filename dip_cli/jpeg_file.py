@@ -1,0 +1,110 @@
+"""What a JPEG file holds, read exactly: quantized DCT coefficients, tables, subsampling, orientation.
+
+A baseline or progressive JPEG stores, per 8x8 block of each YCbCr component (chroma usually
+subsampled first), k = round(DCT(block - 128) / q). ``read_jpeg`` reads the k and q with
+``jpeglib`` (libjpeg's own parser: restart markers and progressive scans are handled there),
+so dip can fit the network to what the file holds instead of to the decoder's RGB output,
+which adds the decoder's chroma upsampling and rounding on top. The operator that uses this
+is ``operators.JpegModel``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SOI = b"\xff\xd8\xff"  # every JPEG file starts with these bytes
+
+
+@dataclass(frozen=True)
+class JpegCoefficients:
+    """The file's content, in stored orientation (before any EXIF rotation)."""
+
+    height: int
+    width: int
+    coefficients: tuple[np.ndarray, ...]  # per component: (block rows, block cols, 8, 8) int16, k
+    tables: tuple[np.ndarray, ...]  # per component: its (8, 8) quantization table q
+    factors: tuple[tuple[int, int], ...]  # per component: (vertical, horizontal) subsampling vs luma
+    orientation: int = 1  # EXIF orientation, 1-8 (1 = as stored)
+    progressive: bool = False
+
+    @property
+    def subsampling(self) -> str:
+        """'4:4:4', '4:2:2', '4:2:0', '4:4:0', 'gray' or e.g. '4:1:1 (h4v1)'."""
+        if len(self.factors) == 1:
+            return "gray"
+        names = {(1, 1): "4:4:4", (1, 2): "4:2:2", (2, 2): "4:2:0", (2, 1): "4:4:0"}
+        v, h = self.factors[1]
+        return names.get((v, h), f"h{h}v{v}")
+
+    def describe(self) -> dict:
+        """For run.json: what the model used from the file."""
+        return {
+            "size": [self.width, self.height],
+            "subsampling": self.subsampling,
+            "progressive": self.progressive,
+            "orientation": self.orientation,
+            "quantization_tables": [table.tolist() for table in self.tables],
+        }
+
+
+def is_jpeg(data: bytes) -> bool:
+    return data[:3] == SOI
+
+
+def read_jpeg(source: str | Path | bytes) -> JpegCoefficients | None:
+    """The coefficients of a JPEG file (a path or its bytes); None if it is not a JPEG dip can
+    model (not a JPEG at all, CMYK/YCCK, or components that do not subsample evenly)."""
+    import jpeglib
+
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if not is_jpeg(data):
+        return None
+    with tempfile.TemporaryDirectory() as folder:  # jpeglib reads from a path
+        path = os.path.join(folder, "in.jpg")
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            jpeg = jpeglib.read_dct(path)
+            jpeg.load()
+        except Exception:
+            return None  # the pixel decoder reports a broken file; here it is just not modelled
+    if jpeg.num_components not in (1, 3) or getattr(jpeg, "has_black", False):
+        return None
+    planes = [jpeg.Y] if jpeg.num_components == 1 else [jpeg.Y, jpeg.Cb, jpeg.Cr]
+    sampling = np.asarray(jpeg.samp_factor).reshape(-1, 2)  # (v, h) per component
+    top_v, top_h = sampling[:, 0].max(), sampling[:, 1].max()
+    factors = []
+    for v, h in sampling:
+        if top_v % v or top_h % h:
+            return None
+        factors.append((int(top_v // v), int(top_h // h)))
+    if factors[0] != (1, 1):
+        return None  # luma subsampled against chroma: exotic, not modelled
+    tables = tuple(np.asarray(jpeg.qt[n], dtype=np.float32) for n in jpeg.quant_tbl_no[: len(planes)])
+    return JpegCoefficients(
+        height=int(jpeg.height),
+        width=int(jpeg.width),
+        coefficients=tuple(np.asarray(p) for p in planes),
+        tables=tables,
+        factors=tuple(factors),
+        orientation=_exif_orientation(data),
+        progressive=bool(jpeg.progressive_mode),
+    )
+
+
+def _exif_orientation(data: bytes) -> int:
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            value = image.getexif().get(0x0112, 1)
+    except Exception:
+        return 1
+    return value if value in range(1, 9) else 1

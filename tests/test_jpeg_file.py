@@ -1,0 +1,143 @@
+"""The JPEG file model: what libjpeg wrote is what the operator computes, in every layout."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dip_cli.jpeg_file import read_jpeg
+from dip_cli.operators import JpegModel, _to_stored
+from tests.conftest import real_crop
+
+MODES = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+
+
+def encode(pixels: np.ndarray, quality: int, subsampling: int | None = None, **options) -> bytes:
+    array = np.round(pixels * 255).astype(np.uint8)
+    image = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+    buffer = io.BytesIO()
+    if subsampling is not None:
+        options["subsampling"] = subsampling
+    image.save(buffer, "JPEG", quality=quality, **options)
+    return buffer.getvalue()
+
+
+def tensor(pixels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32))[None]
+
+
+def decode(data: bytes) -> np.ndarray:
+    array = np.asarray(Image.open(io.BytesIO(data))).astype(np.float32) / 255
+    return array[..., None] if array.ndim == 2 else array
+
+
+def step_sizes(jpeg) -> torch.Tensor:
+    """Each coefficient's quantization step, in the operator's order and 0-1 scale."""
+    return torch.cat(
+        [
+            torch.from_numpy(q).expand(*k.shape).reshape(-1)
+            for k, q in zip(jpeg.coefficients, jpeg.tables, strict=True)
+        ]
+    )
+
+
+@pytest.mark.parametrize("mode", [*MODES, "gray"])
+def test_the_operator_reproduces_libjpegs_coefficients(mode):
+    # Odd sizes: partial blocks at the right and bottom, and odd chroma planes.
+    clean = real_crop("astronaut", 45, gray=mode == "gray")[:45, :37]
+    data = encode(clean, 100, None if mode == "gray" else MODES[mode])
+    jpeg = read_jpeg(data)
+    assert jpeg.subsampling == mode
+    error = (JpegModel(jpeg)(tensor(clean)) - JpegModel(jpeg).target) * 255
+    # Quality 100 has steps of 1: what is left is libjpeg's rounding (integer DCT, colour
+    # conversion, the box average's alternating bias), within a few units.
+    assert float(error.abs().max()) <= 4.0 and float(error.abs().mean()) <= 0.5
+
+
+@pytest.mark.parametrize("mode", [*MODES, "gray"])
+def test_the_files_own_decode_is_consistent_with_it(mode):
+    clean = real_crop("coffee", 40, gray=mode == "gray")
+    data = encode(clean, 10, None if mode == "gray" else MODES[mode])
+    jpeg = read_jpeg(data)
+    model = JpegModel(jpeg)
+    decoded = decode(data)
+    inside = (
+        ((model(tensor(decoded)) - model.target).abs() * 255 <= step_sizes(jpeg) / 2 + 0.5).float().mean()
+    )
+    assert inside >= 0.99  # the decode lies in the file's quantization box
+    assert model.loss(tensor(decoded), None) < 0.2 * model.loss(tensor(clean), None)  # near-zero loss
+
+
+def test_progressive_and_restart_marker_files_read_the_same_coefficients():
+    clean = real_crop("chelsea", 40)
+    baseline = read_jpeg(encode(clean, 20, 2))
+    for variant in (encode(clean, 20, 2, progressive=True), encode(clean, 20, 2, restart_marker_blocks=1)):
+        other = read_jpeg(variant)
+        assert all(
+            np.array_equal(a, b) for a, b in zip(baseline.coefficients, other.coefficients, strict=True)
+        )
+    assert read_jpeg(encode(clean, 20, 2, progressive=True)).progressive
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_undone_exactly(orientation):
+    from dip_cli.io import decode_image
+
+    stored = real_crop("astronaut", 40)[:40, :24]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(stored, 30, 2, exif=exif.tobytes())
+    jpeg = read_jpeg(data)
+    assert jpeg.orientation == orientation
+    shown = decode_image(data).pixels  # what a viewer shows (EXIF applied)
+    assert shown.shape[:2] == ((24, 40) if orientation >= 5 else (40, 24))
+    back = _to_stored(tensor(shown), orientation)
+    assert torch.equal(back, tensor(decode(data)))  # exactly the stored pixels
+    model = JpegModel(jpeg)
+    assert model.loss(tensor(shown), None) < 0.2 * model.loss(tensor(shown).flip(-1).flip(-2), None)
+
+
+def test_gradients_reach_every_pixel():
+    clean = real_crop("astronaut", 24)[:21, :19]
+    model = JpegModel(read_jpeg(encode(clean, 10, 2)))
+    x = tensor(clean).requires_grad_()
+    model.loss(x, None).backward()
+    assert torch.isfinite(x.grad).all() and (x.grad != 0).float().mean() > 0.99
+
+
+def test_not_a_jpeg_is_not_modelled():
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(png, "PNG")
+    assert read_jpeg(png.getvalue()) is None
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (16, 16)).save(cmyk, "JPEG")
+    assert read_jpeg(cmyk.getvalue()) is None
+
+
+@pytest.mark.parametrize("mode", ["4:4:4", "4:2:0"])
+def test_finishing_projects_into_the_quantization_box_and_nearer_the_truth(mode):
+    from dip_cli.metrics import psnr
+
+    clean = real_crop("astronaut", 48)[:45, :41]
+    data = encode(clean, 10, MODES[mode])
+    model = JpegModel(read_jpeg(data))
+    blurred = (
+        np.asarray(
+            Image.fromarray(np.round(clean * 255).astype(np.uint8))
+            .resize((10, 11))
+            .resize((41, 45), Image.BICUBIC)
+        ).astype(np.float32)
+        / 255
+    )
+    projected = model.finish(tensor(blurred), None)
+    inside = ((model(projected) - model.target).abs() <= model.step / 2 + 1e-4).float().mean()
+    assert inside > 0.97  # all but the clipped and partial-block corrections
+    after = projected[0].permute(1, 2, 0).numpy()
+    assert psnr(after, clean) > psnr(blurred, clean) + 1.0  # measured +2.9 dB on a 137x133 crop
+    assert torch.equal(
+        JpegModel(read_jpeg(data), project=False).finish(tensor(blurred), None), tensor(blurred)
+    )
