@@ -58,7 +58,9 @@ def encode(clean: np.ndarray, quality: int, subsampling: str) -> bytes:
     return buffer.getvalue()
 
 
-def restore_with_file_model(data: bytes, clean: np.ndarray, iters: int | None) -> tuple[dict, dict]:
+def restore_with_file_model(
+    data: bytes, clean: np.ndarray, iters: int | None, threads: int | None = None
+) -> tuple[dict, dict]:
     """One fit to the file's coefficients, scored as fitted and after the projection into the
     quantization box that ``dip jpeg`` applies (``JpegModel.finish``): the two differ only there."""
     import torch
@@ -70,7 +72,8 @@ def restore_with_file_model(data: bytes, clean: np.ndarray, iters: int | None) -
     jpeg = read_jpeg(data)
     settings = resolve_settings("jpeg", iters=iters)
     start = time.perf_counter()
-    fitted, _ = restore_array(decode_image(data).pixels, JpegModel(jpeg, project=False), settings)
+    model = JpegModel(jpeg, project=False)
+    fitted, _ = restore_array(decode_image(data).pixels, model, settings, threads=threads)
     seconds = time.perf_counter() - start
     with torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(fitted.transpose(2, 0, 1)))[None]
@@ -78,11 +81,13 @@ def restore_with_file_model(data: bytes, clean: np.ndarray, iters: int | None) -
     return score(fitted, clean, seconds), score(projected, clean, seconds)
 
 
-def restore_with_pixel_loss(data: bytes, clean: np.ndarray, iters: int | None) -> dict:
+def restore_with_pixel_loss(
+    data: bytes, clean: np.ndarray, iters: int | None, threads: int | None = None
+) -> dict:
     """What dip jpeg did before (and does for a PNG of a decoded JPEG): fit the decoded pixels."""
     settings = resolve_settings("jpeg", iters=iters)
     start = time.perf_counter()
-    restored, _ = restore_picture("jpeg", decode_image(data), settings)
+    restored, _ = restore_picture("jpeg", decode_image(data), settings, threads=threads)
     return score(restored.pixels, clean, time.perf_counter() - start)
 
 
@@ -91,39 +96,61 @@ def score(pixels: np.ndarray, clean: np.ndarray, seconds: float) -> dict:
     return {"psnr": psnr(saved, clean), "ssim": ssim(saved, clean), "seconds": seconds}
 
 
-def main() -> None:
+def measure(name: str, quality: int, mode: str, size: int, iters: int | None, threads: int | None) -> dict:
+    """One crop at one quality and chroma mode: the JPEG, the file model and the pixel loss."""
     import warnings
 
+    warnings.simplefilter("ignore")  # the pixel-loss run says it falls back; we know
+    clean = crop(SOURCES[name](), size)
+    data = encode(clean, quality, mode)
+    decoded = decode_image(data).pixels
+    row = {
+        "image": name,
+        "q": quality,
+        "mode": mode,
+        "jpeg": psnr(decoded, clean),
+        "jpeg_ssim": ssim(decoded, clean),
+    }
+    row["fitted"], row["model"] = restore_with_file_model(data, clean, iters, threads)
+    row["pixels"] = restore_with_pixel_loss(data, clean, iters, threads)
+    model, pixels = row["model"], row["pixels"]
+    print(
+        f"{name} q{quality} {mode}: JPEG {row['jpeg']:.2f}, file model {model['psnr']:.2f} "
+        f"(before the projection {row['fitted']['psnr']:.2f}) ({model['seconds']:.0f}s), "
+        f"pixel loss {pixels['psnr']:.2f} ({pixels['seconds']:.0f}s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return row
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 tiny crops, 20 iterations")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--images", nargs="*", default=list(SOURCES))
     parser.add_argument("--qualities", nargs="*", type=int, default=[10, 20])
     parser.add_argument("--subsampling", nargs="*", default=list(SUBSAMPLING))
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="crops measured at once, one thread each (1: all threads, one at a time)",
+    )
     args = parser.parse_args()
-    warnings.simplefilter("ignore")  # the pixel-loss runs say they fall back; we know
     size, iters = (48, 20) if args.quick else (args.size, None)
     images = args.images[:2] if args.quick else args.images
-    rows = []
-    for name in images:
-        clean = crop(SOURCES[name](), size)
-        for quality in args.qualities:
-            for mode in args.subsampling:
-                data = encode(clean, quality, mode)
-                decoded = decode_image(data).pixels
-                row = {"image": name, "q": quality, "mode": mode, "jpeg": psnr(decoded, clean)}
-                row["jpeg_ssim"] = ssim(decoded, clean)
-                row["fitted"], row["model"] = restore_with_file_model(data, clean, iters)
-                row["pixels"] = restore_with_pixel_loss(data, clean, iters)
-                rows.append(row)
-                model, pixels = row["model"], row["pixels"]
-                print(
-                    f"{name} q{quality} {mode}: JPEG {row['jpeg']:.2f}, file model {model['psnr']:.2f} "
-                    f"(before the projection {row['fitted']['psnr']:.2f}) "
-                    f"({model['seconds']:.0f}s), pixel loss {pixels['psnr']:.2f} ({pixels['seconds']:.0f}s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    cases = [(n, q, m) for n in images for q in args.qualities for m in args.subsampling]
+    if args.jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows = list(
+                pool.map(measure, *zip(*cases, strict=True), *[[x] * len(cases) for x in (size, iters, 1)])
+            )
+    else:
+        rows = [measure(n, q, m, size, iters, None) for n, q, m in cases]
     print_tables(rows, size)
 
 
