@@ -34,10 +34,12 @@ def run_dip(
     preset: str | None = None,
     iters: int | None = None,
     scale: int | None = None,
+    source: bytes | None = None,
     seed: int = 0,
 ) -> dict:
     """Restore ``observed`` with dip's core (arrays, no files); score the 8-bit result a user
-    would save against ``clean``."""
+    would save against ``clean``. ``source``: the JPEG file ``observed`` was decoded from
+    (``dip jpeg`` fits its coefficients)."""
     settings = resolve_settings(task, preset, iters=iters, scale=scale)
     start = time.perf_counter()
     restored, record = restore_picture(
@@ -46,6 +48,7 @@ def run_dip(
         settings,
         known=known,
         scale=scale,
+        source=source,
         reference=clean,
         seed=seed,
     )
@@ -66,12 +69,14 @@ def run_dip(
 
 def iterations_for(seconds: float, task: str, observed: np.ndarray, preset: str, **options) -> int:
     """How many iterations of ``preset`` fit in ``seconds`` (timed on 25 steps after warm-up)."""
-    known, scale = options.get("known"), options.get("scale")
+    known, scale, source = options.get("known"), options.get("scale"), options.get("source")
 
     def timed(iters: int) -> float:
         settings = resolve_settings(task, preset, iters=iters, scale=scale)
         start = time.perf_counter()
-        restore_picture(task, Picture(observed.astype(np.float32)), settings, known=known, scale=scale)
+        restore_picture(
+            task, Picture(observed.astype(np.float32)), settings, known=known, scale=scale, source=source
+        )
         return time.perf_counter() - start
 
     short, long = timed(5), timed(30)

@@ -25,9 +25,9 @@ import time
 import numpy as np
 
 from benchmarks.common import DATA, cbm3d, center_crop, iterations_for, nlm, run_dip, tv
-from dip_cli.io import load_image
+from dip_cli.io import decode_image, load_image
 from dip_cli.metrics import psnr, ssim
-from dip_cli.operators import simulate_jpeg, simulate_noise
+from dip_cli.operators import encode_jpeg, simulate_noise
 
 SIGMA = 25
 
@@ -99,8 +99,9 @@ def main() -> None:
         budget = 60 if args.quick else 3000
         gaps.append((name, default, budget))
 
-        jpeg = simulate_jpeg(clean, 10)
-        restored = run_dip("jpeg", jpeg, clean, **iters)
+        data = encode_jpeg(clean, 10)
+        jpeg = decode_image(data).pixels
+        restored = run_dip("jpeg", jpeg, clean, source=data, **iters)
         jpeg_rows.append((name, psnr(jpeg, clean), ssim(jpeg, clean), restored))
         print(f"done {name}", file=sys.stderr, flush=True)
 

@@ -38,9 +38,9 @@ from benchmarks.common import (
     run_dip,
     tv,
 )
-from dip_cli.io import load_image
+from dip_cli.io import decode_image, load_image
 from dip_cli.metrics import psnr, ssim
-from dip_cli.operators import simulate_downscale, simulate_jpeg, simulate_missing_pixels, simulate_noise
+from dip_cli.operators import encode_jpeg, simulate_downscale, simulate_missing_pixels, simulate_noise
 
 SIGMA = 25
 
@@ -55,6 +55,7 @@ class Experiment:
     known: np.ndarray | None = None
     scale: int | None = None
     published: str = "—"
+    source: bytes | None = None  # the JPEG file, for dip jpeg
     baselines: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -147,8 +148,13 @@ def experiments(size: int | None, sr_size: int | None) -> list[Experiment]:
             baselines={"bicubic": bicubic(low, 4)},
         )
     )
-    jpeg = simulate_jpeg(f16, 10)
-    result.append(Experiment("JPEG q10 F16", "jpeg", f16, jpeg, "jpeg-paper", baselines={"JPEG input": jpeg}))
+    data = encode_jpeg(f16, 10)
+    jpeg = decode_image(data).pixels
+    result.append(
+        Experiment(
+            "JPEG q10 F16", "jpeg", f16, jpeg, "jpeg-paper", source=data, baselines={"JPEG input": jpeg}
+        )
+    )
     return result
 
 
@@ -165,7 +171,7 @@ def main() -> None:
         size = sr_size = None
     rows = []
     for ex in experiments(size, sr_size):
-        common = {"scale": ex.scale}
+        common = {"scale": ex.scale, "source": ex.source}
         quick = {"iters": 20} if args.quick else {}
         default = run_dip(ex.task, ex.observed, ex.clean, ex.known, **common, **quick)
         if args.size == "paper" and not args.quick:

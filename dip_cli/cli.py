@@ -139,7 +139,7 @@ def _exit_codes(on_interrupt: str) -> Iterator[None]:
     import signal
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see DESIGN §7: spin-waits stall on busy CPUs
-    warnings.showwarning = _show_warning
+    previous_warning, warnings.showwarning = warnings.showwarning, _show_warning
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
@@ -165,6 +165,7 @@ def _exit_codes(on_interrupt: str) -> Iterator[None]:
         raise typer.Exit(1) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+        warnings.showwarning = previous_warning
 
 
 def _raise_terminated(signum, frame):
@@ -354,7 +355,7 @@ def jpeg(
 ) -> None:
     """Remove JPEG artifacts (blocks, ringing) from a compressed photo.
 
-    The network fits the clean image long before it fits the 8x8 blocks, and the default JPEG network plateaus before it relearns them. Example:
+    For a JPEG file dip reads what the file holds (its DCT coefficients, quantization tables and chroma subsampling) and fits the network so that its output, compressed the way the file was, gives those coefficients; chroma is compared at its stored resolution, and the result is finally moved into the file's quantization box. A PNG of a decoded JPEG is fitted pixel by pixel instead (less gain; dip says so). Examples:
 
         dip jpeg scan.jpg -o scan.clean.png
 

@@ -278,12 +278,19 @@ def simulate_jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
     """Compress with JPEG at ``quality`` (1-95) and decode again."""
     from PIL import Image
 
+    decoded = np.asarray(Image.open(_io.BytesIO(encode_jpeg(pixels, quality)))).astype(np.float32) / 255.0
+    return decoded[..., None] if decoded.ndim == 2 else decoded
+
+
+def encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:
+    """A JPEG file of ``pixels`` at ``quality`` (Pillow's libjpeg, its default 4:2:0 chroma)."""
+    from PIL import Image
+
     array = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
     image = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
     buffer = _io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
-    decoded = np.asarray(Image.open(buffer)).astype(np.float32) / 255.0
-    return decoded[..., None] if decoded.ndim == 2 else decoded
+    return buffer.getvalue()
 
 
 def simulate_downscale(pixels: np.ndarray, factor: int) -> np.ndarray:

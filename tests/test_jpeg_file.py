@@ -141,3 +141,25 @@ def test_finishing_projects_into_the_quantization_box_and_nearer_the_truth(mode)
     assert torch.equal(
         JpegModel(read_jpeg(data), project=False).finish(tensor(blurred), None), tensor(blurred)
     )
+
+
+def test_dip_jpeg_uses_the_file_model_for_jpegs_and_says_when_it_cannot(cli, tiny_preset, tmp_path):
+    import json
+
+    clean = real_crop("astronaut", 24)[:24, :16]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways, shown upright
+    (tmp_path / "photo.jpg").write_bytes(encode(clean, 10, 2, exif=exif.tobytes()))
+    code, _, err = cli("jpeg", tmp_path / "photo.jpg", "--preset", tiny_preset, "--iters", "5", "-q")
+    assert code == 0, err
+    assert "note:" not in err
+    assert Image.open(tmp_path / "photo.restored.png").size == (24, 16)  # upright, as a viewer shows it
+    operator = json.loads((tmp_path / "photo.dip" / "run.json").read_text())["operator"]
+    assert operator["kind"] == "jpeg-file" and operator["subsampling"] == "4:2:0"
+    assert operator["orientation"] == 6 and len(operator["quantization_tables"]) == 3
+
+    Image.open(tmp_path / "photo.jpg").save(tmp_path / "decoded.png")
+    code, _, err = cli("jpeg", tmp_path / "decoded.png", "--preset", tiny_preset, "--iters", "5", "-q")
+    assert code == 0 and "not a JPEG file dip can model" in " ".join(err.split())
+    operator = json.loads((tmp_path / "decoded.dip" / "run.json").read_text())["operator"]
+    assert operator["kind"] == "identity"
