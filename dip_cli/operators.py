@@ -143,7 +143,8 @@ class JpegModel(Operator):
             torch.from_numpy(q).expand(*k.shape) for k, q in zip(jpeg.coefficients, jpeg.tables, strict=True)
         ]
         self.register_buffer("step", torch.cat([s.reshape(-1) for s in steps]) / 255.0)
-        self.register_buffer("dct", _dct_matrix())
+        # vec(D B D^T) = (D kron D) vec(B): the 2-D DCT of a flattened 8x8 block is one 64x64 matmul.
+        self.register_buffer("dct", torch.kron(_dct_matrix(), _dct_matrix()))
         self.register_buffer("rgb_to_ycbcr", torch.tensor(_RGB_TO_YCBCR))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,7 +158,8 @@ class JpegModel(Operator):
                 plane = torch.nn.functional.avg_pool2d(plane, (v, h))
             shift = 128.0 if c == 0 else 0.0  # Y is level-shifted; Cb, Cr come centred on 0 here
             blocks = (plane[:, 0] - shift).unflatten(1, (rows, 8)).unflatten(3, (cols, 8))
-            coefficients.append(torch.einsum("uk,bikjl,vl->bijuv", self.dct, blocks, self.dct).flatten(1))
+            blocks = blocks.transpose(2, 3).reshape(blocks.shape[0], rows * cols, 64)
+            coefficients.append((blocks @ self.dct.T).flatten(1))  # every block's 2-D DCT in one matmul
         return torch.cat(coefficients, dim=1) / 255.0
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -179,9 +181,15 @@ class JpegModel(Operator):
         planes, start = [], 0
         for (v, h), (rows, cols) in zip(self.factors, self.block_shapes, strict=True):
             count = rows * cols * 64
-            blocks = coefficients[:, start : start + count].unflatten(1, (rows, cols, 8, 8))
+            blocks = coefficients[:, start : start + count].unflatten(1, (rows * cols, 64)) @ self.dct
             start += count
-            pixels = torch.einsum("uk,bijuv,vl->bikjl", self.dct, blocks, self.dct).flatten(3).flatten(1, 2)
+            pixels = (
+                blocks.unflatten(1, (rows, cols))
+                .unflatten(3, (8, 8))
+                .transpose(2, 3)
+                .flatten(3)
+                .flatten(1, 2)
+            )
             pixels = pixels.repeat_interleave(v, dim=1).repeat_interleave(h, dim=2)
             planes.append(pixels[:, :height, :width])
         stacked = torch.stack(planes, dim=1)
