@@ -59,7 +59,7 @@ def encode(clean: np.ndarray, quality: int, subsampling: str) -> bytes:
 
 
 def restore_with_file_model(
-    data: bytes, clean: np.ndarray, iters: int | None, threads: int | None = None
+    data: bytes, clean: np.ndarray, iters: int | None, threads: int | None = None, weighting: str = "uniform"
 ) -> tuple[dict, dict]:
     """One fit to the file's coefficients, scored as fitted and after the projection into the
     quantization box that ``dip jpeg`` applies (``JpegModel.finish``): the two differ only there."""
@@ -72,7 +72,7 @@ def restore_with_file_model(
     jpeg = read_jpeg(data)
     settings = resolve_settings("jpeg", iters=iters)
     start = time.perf_counter()
-    model = JpegModel(jpeg, project=False)
+    model = JpegModel(jpeg, project=False, weighting=weighting)
     fitted, record = restore_array(
         decode_image(data).pixels, model, settings, threads=threads, reference=clean
     )

@@ -127,12 +127,17 @@ class JpegModel(Operator):
     pseudo-inverse of the box average), so it never moves the result away from the truth.
     """
 
-    def __init__(self, jpeg, *, project: bool = True) -> None:
+    WEIGHTINGS = ("uniform", "quantization")
+
+    def __init__(self, jpeg, *, project: bool = True, weighting: str = "uniform") -> None:
         super().__init__()
+        if weighting not in self.WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {self.WEIGHTINGS}, got {weighting!r}")
         self.jpeg = jpeg
         self.factors = jpeg.factors
         self.orientation = jpeg.orientation
         self.project = project
+        self.weighting = weighting
         target = [
             torch.from_numpy(k.astype(np.float32)) * torch.from_numpy(q)
             for k, q in zip(jpeg.coefficients, jpeg.tables, strict=True)
@@ -143,6 +148,10 @@ class JpegModel(Operator):
             torch.from_numpy(q).expand(*k.shape) for k, q in zip(jpeg.coefficients, jpeg.tables, strict=True)
         ]
         self.register_buffer("step", torch.cat([s.reshape(-1) for s in steps]) / 255.0)
+        # "quantization": each coefficient weighted by 1/q^2, the inverse of its rounding error's
+        # variance (q^2/12), so finely stored coefficients count more than coarse ones.
+        weight = self.step**-2 if weighting == "quantization" else torch.ones_like(self.step)
+        self.register_buffer("weight", weight / weight.mean())
         # vec(D B D^T) = (D kron D) vec(B): the 2-D DCT of a flattened 8x8 block is one 64x64 matmul.
         self.register_buffer("dct", torch.kron(_dct_matrix(), _dct_matrix()))
         self.register_buffer("rgb_to_ycbcr", torch.tensor(_RGB_TO_YCBCR))
@@ -164,7 +173,7 @@ class JpegModel(Operator):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The observation is the file's coefficients (a buffer); ``y``, its decode, is not used."""
-        return torch.mean((self(x) - self.target) ** 2)
+        return torch.mean(self.weight * (self(x) - self.target) ** 2)
 
     def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not self.project:
@@ -201,11 +210,14 @@ class JpegModel(Operator):
         return height, width
 
     def describe(self) -> dict:
-        loss = "coefficient MSE" + (", then projected into the quantization box" if self.project else "")
+        loss = f"coefficient MSE ({self.weighting} weights)"
+        loss += ", then projected into the quantization box" if self.project else ""
         return {"kind": "jpeg-file", "loss": loss, **self.jpeg.describe()}
 
     def extra_repr(self) -> str:
-        return f"subsampling={self.jpeg.subsampling}, orientation={self.orientation}"
+        return (
+            f"subsampling={self.jpeg.subsampling}, orientation={self.orientation}, weighting={self.weighting}"
+        )
 
 
 # JFIF: Y = .299 R + .587 G + .114 B; Cb, Cr centred on 128 (the level shift removes the offset).
