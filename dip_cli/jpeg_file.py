@@ -59,22 +59,30 @@ def is_jpeg(data: bytes) -> bool:
 def read_jpeg(source: str | Path | bytes) -> JpegCoefficients | None:
     """The coefficients of a JPEG file (a path or its bytes); None if it is not a JPEG dip can
     model (not a JPEG at all, CMYK/YCCK, or components that do not subsample evenly)."""
+    if isinstance(source, bytes):
+        with tempfile.TemporaryDirectory() as folder:  # jpeglib reads from a path
+            path = os.path.join(folder, "in.jpg")
+            with open(path, "wb") as f:
+                f.write(source)
+            return _read(path, source[:3])
+    with open(source, "rb") as f:
+        head = f.read(3)
+    return _read(str(source), head)
+
+
+def _read(path: str, head: bytes) -> JpegCoefficients | None:
     import jpeglib
 
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    if not is_jpeg(data):
+    if not is_jpeg(head):
         return None
-    with tempfile.TemporaryDirectory() as folder:  # jpeglib reads from a path
-        path = os.path.join(folder, "in.jpg")
-        with open(path, "wb") as f:
-            f.write(data)
-        try:
-            jpeg = jpeglib.read_dct(path)
-            jpeg.load()
-        except Exception:
-            return None  # the pixel decoder reports a broken file; here it is just not modelled
-    if jpeg.num_components not in (1, 3) or getattr(jpeg, "has_black", False):
-        return None
+    try:
+        jpeg = jpeglib.read_dct(path)
+        jpeg.load()
+    except Exception:
+        return None  # the pixel decoder reports a broken file; here it is just not modelled
+    space = str(jpeg.jpeg_color_space)
+    if (jpeg.num_components, space) not in ((1, "JCS_GRAYSCALE"), (3, "JCS_YCbCr")):
+        return None  # CMYK, YCCK, or RGB stored without the YCbCr transform: not this model
     planes = [jpeg.Y] if jpeg.num_components == 1 else [jpeg.Y, jpeg.Cb, jpeg.Cr]
     sampling = np.asarray(jpeg.samp_factor).reshape(-1, 2)  # (v, h) per component
     top_v, top_h = sampling[:, 0].max(), sampling[:, 1].max()
@@ -92,18 +100,16 @@ def read_jpeg(source: str | Path | bytes) -> JpegCoefficients | None:
         coefficients=tuple(np.asarray(p) for p in planes),
         tables=tables,
         factors=tuple(factors),
-        orientation=_exif_orientation(data),
+        orientation=_exif_orientation(path),
         progressive=bool(jpeg.progressive_mode),
     )
 
 
-def _exif_orientation(data: bytes) -> int:
-    import io
-
+def _exif_orientation(path: str) -> int:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(path) as image:
             value = image.getexif().get(0x0112, 1)
     except Exception:
         return 1
