@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,8 +260,8 @@ def _restore(
 
     _check_options(options)
     settings = resolve_settings(task, options.preset, iters=options.iters, stop=options.stop, scale=scale)
-    run = None if options.run is None else RunFolder(options.run, resume=True)
-    try:
+    # From Python a run folder resumes by itself: the same call again continues (or returns).
+    with RunFolder(options.run, resume=True) if options.run is not None else nullcontext() as run:
         restored, _record = restore_picture(
             task,
             picture,
@@ -268,15 +269,12 @@ def _restore(
             known=known,
             scale=scale,
             source=source,
-            seed=options.seed,
+            seed=int(options.seed),
             device=options.device,
             threads=options.threads,
             run=run,
             observer=_observer(options.progress),
         )
-    finally:
-        if run is not None:
-            run.close()
     return _as_array(restored, layout)
 
 
