@@ -53,7 +53,7 @@ def run_dip(
         seed=seed,
     )
     seconds = time.perf_counter() - start
-    saved = np.round(restored.pixels * 255) / 255  # what an 8-bit PNG holds
+    saved = as_saved(restored.pixels)
     curve = [row["psnr_reference"] for row in record.history]
     return {
         "psnr": psnr(saved, clean),
@@ -65,6 +65,11 @@ def run_dip(
         "best_at": int(np.argmax(curve)) + 1,
         "stop": record.stop_reason,
     }
+
+
+def as_saved(pixels: np.ndarray) -> np.ndarray:
+    """What an 8-bit PNG of ``pixels`` holds: the figures a user would measure on the file."""
+    return np.round(np.clip(pixels, 0, 1) * 255) / 255
 
 
 def iterations_for(seconds: float, task: str, observed: np.ndarray, preset: str, **options) -> int:

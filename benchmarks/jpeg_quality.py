@@ -21,7 +21,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from benchmarks.common import DATA
+from benchmarks.common import DATA, as_saved
 from dip_cli.io import decode_image, load_image
 from dip_cli.metrics import psnr, ssim
 from dip_cli.tasks import resolve_settings, restore_picture
@@ -97,7 +97,7 @@ def restore_with_pixel_loss(
 
 
 def score(pixels: np.ndarray, clean: np.ndarray, seconds: float) -> dict:
-    saved = np.round(np.clip(pixels, 0, 1) * 255) / 255  # what an 8-bit PNG holds
+    saved = as_saved(pixels)
     return {"psnr": psnr(saved, clean), "ssim": ssim(saved, clean), "seconds": seconds}
 
 

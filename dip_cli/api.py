@@ -297,22 +297,10 @@ def _observer(progress: Progress):
 
         return ProgressDisplay(Console(stderr=True))
     if callable(progress):
-        return _CallbackObserver(progress)
+        from dip_cli.core import CallbackObserver
+
+        return CallbackObserver(progress)
     return None
-
-
-class _CallbackObserver:
-    def __init__(self, callback: Callable) -> None:
-        self.callback = callback
-
-    def start(self, name: str, total: int, done: int) -> None:
-        pass
-
-    def update(self, status) -> None:
-        self.callback(status)
-
-    def finish(self) -> None:
-        pass
 
 
 # --- arrays <-> pictures --------------------------------------------------------------------------

@@ -69,6 +69,16 @@ class Silent:
         pass
 
 
+class CallbackObserver(Silent):
+    """Progress as a function of each ``fit.Status`` (the API's ``progress=callable``)."""
+
+    def __init__(self, callback: Callable) -> None:
+        self.callback = callback
+
+    def update(self, status) -> None:
+        self.callback(status)
+
+
 def restore_array(
     y: np.ndarray,
     operator,

@@ -198,7 +198,7 @@ def fit_image(
     Returns the loop's per-iteration rows (loss, psnr_reference vs ``reference``...). The same
     seed gives the same weights and the same code z whatever the target, so curves compare.
     """
-    from dip_cli.core import restore_array
+    from dip_cli.core import CallbackObserver, restore_array
     from dip_cli.operators import Identity
 
     settings = Settings(
@@ -217,27 +217,11 @@ def fit_image(
         device=device,
         threads=threads,
         reference=reference,
-        observer=_ProgressObserver(progress, label) if progress else None,
+        observer=CallbackObserver(lambda s: progress(label, s.iteration, s.iters)) if progress else None,
         on_snapshot=on_snapshot if snapshot_every else None,
         save_every=snapshot_every or 1,
     )
     return record.history
-
-
-class _ProgressObserver:
-    """The core's progress, as the experiments' ``progress(label, done, total)``."""
-
-    def __init__(self, progress: Progress, label: str) -> None:
-        self.progress, self.label = progress, label
-
-    def start(self, name: str, total: int, done: int) -> None:
-        pass
-
-    def update(self, status) -> None:
-        self.progress(self.label, status.iteration, status.iters)
-
-    def finish(self) -> None:
-        pass
 
 
 def to_tensor(pixels: np.ndarray):
