@@ -274,18 +274,26 @@ def run_batch(
     reference_dir: Path | None = None,
     workers: int | None = None,
     observer: BatchObserver | None = None,
+    ray=None,  # batch_ray.RayOptions: run the images as Ray tasks instead of local processes
 ) -> BatchReport:
     """Restore every image of ``plan``; failures are recorded, never raised (except Ctrl-C)."""
     from dip_cli.restore import check_request
 
-    check_request(template)  # a bad preset or device fails once, not once per image
+    # A bad preset or device fails once, not once per image (on Ray the workers have the devices).
+    check_request(template if ray is None else replace(template, device="auto"))
+    if ray is not None and workers is not None:
+        raise InputError("--workers is for local batches; on Ray give --cpus-per-image / --gpus-per-image")
+    if ray is not None:
+        from dip_cli.batch_ray import check_ray_installed
+
+        check_ray_installed()  # before any image, and before the display starts
     observer = observer or BatchObserver()
     started = time.perf_counter()
     outcomes = {item: done for item in plan.items if (done := _already_done(item, template.overwrite))}
     remaining = [item for item in plan.items if item not in outcomes]
     if workers is None:
-        workers = default_workers(template.device, len(remaining))
-    parallel = workers > 1 and len(remaining) > 1
+        workers = 1 if ray is not None else default_workers(template.device, len(remaining))
+    parallel = ray is None and workers > 1 and len(remaining) > 1
     if parallel and template.threads is None:
         from dip_cli.device import cpu_cores
 
@@ -294,11 +302,17 @@ def run_batch(
     observer.batch_start(len(plan.items), len(outcomes))
     for outcome in outcomes.values():
         observer.image_finish(-1, outcome)
-    if parallel:
-        interrupted = _run_parallel(todo, workers, observer, outcomes)
-    else:
-        interrupted = _run_sequential(todo, observer, outcomes)
-    observer.batch_finish()
+    try:
+        if ray is not None and todo:
+            from dip_cli.batch_ray import run_on_ray
+
+            interrupted = run_on_ray(todo, ray, template, observer, outcomes)
+        elif parallel:
+            interrupted = _run_parallel(todo, workers, observer, outcomes)
+        else:
+            interrupted = _run_sequential(todo, observer, outcomes)
+    finally:
+        observer.batch_finish()  # the display ends even when Ray refuses the batch up front
     ordered = [outcomes.get(item) or Outcome(item, "pending", message="not started") for item in plan.items]
     return BatchReport(ordered, plan.ignored, round(time.perf_counter() - started, 2), interrupted)
 

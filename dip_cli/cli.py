@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dip_cli.errors import DipError, Interrupted, Terminated, signal_exit_code
 
@@ -85,6 +86,25 @@ WorkersOpt = Annotated[
         "128 px images per minute than one two-thread run, on 2 cores); on a GPU 1.",
     ),
 ]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS",
+        show_default=False,
+        help="Batch: run each image as a Ray task. 'local' starts Ray on this machine; 'auto' joins the running cluster (RAY_ADDRESS); 'ray://host:port' a remote one. Inputs and outputs must be on storage every node sees. Needs pip install 'dip-cli[ray]'.",
+    ),
+]
+CpusPerImageOpt = Annotated[
+    float, typer.Option(min=0.0, help="Batch on Ray: CPUs each image asks for (its torch threads).")
+]
+GpusPerImageOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        show_default=False,
+        help="Batch on Ray: GPUs each image asks for; fractions share one GPU (0.25: four fits at once). Default: 1 where the cluster has GPUs, else 0.",
+    ),
+]
 ReferenceDirOpt = Annotated[
     Path | None,
     typer.Option(
@@ -144,10 +164,10 @@ def _exit_codes(on_interrupt: str) -> Iterator[None]:
     try:
         yield
     except Interrupted as exc:
-        stderr.print(f"[yellow]{exc}[/]. {on_interrupt}")
+        stderr.print(f"[yellow]{escape(str(exc))}[/]. {on_interrupt}")
         raise typer.Exit(exc.exit_code) from None
     except DipError as exc:
-        stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        stderr.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt as exc:
         stderr.print("[yellow]interrupted[/]")
@@ -158,7 +178,7 @@ def _exit_codes(on_interrupt: str) -> Iterator[None]:
         if os.environ.get("DIP_DEBUG"):
             raise
         stderr.print(
-            f"[red]error:[/] unexpected {type(exc).__name__}: {exc}. This is a bug in dip or a "
+            f"[red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))}. This is a bug in dip or a "
             "problem with the environment; rerun with DIP_DEBUG=1 for the traceback and report it.",
             highlight=False,
         )
@@ -174,7 +194,7 @@ def _raise_terminated(signum, frame):
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """dip's warnings (a fallback it took) as one line, not Python's file:line form."""
-    stderr.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(f"[yellow]note:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 def _run(task: str, inputs: list[Path], batch: dict, quiet: bool, as_json: bool, **options) -> None:
@@ -198,6 +218,8 @@ def _restore_one(task: str, input_path: Path, batch: dict, quiet: bool, as_json:
 
     if batch["reference_dir"] is not None:
         raise InputError("--reference-dir is for batches (folders or several images); use --reference")
+    if batch["ray"] is not None:
+        raise InputError("--ray is for batches (folders or several images); one image runs here")
     request = RestoreRequest(task=task, input=input_path, **options)
     result = restore(request, ProgressDisplay(stderr, enabled=not quiet))
     if as_json:
@@ -213,6 +235,7 @@ def _restore_batch(
     from dip_cli.batch import plan_batch, run_batch, write_summary
     from dip_cli.errors import InputError
     from dip_cli.report import BatchDisplay, batch_table
+    from dip_cli.report_html import write_report_html
     from dip_cli.restore import RestoreRequest
 
     if options["run_dir"] is not None:
@@ -231,8 +254,10 @@ def _restore_batch(
         reference_dir=batch["reference_dir"],
         workers=batch["workers"],
         observer=BatchDisplay(stderr, enabled=not quiet),
+        ray=_ray_options(batch),
     )
     csv_path, json_path = write_summary(report, plan.summary_dir)
+    html_path = write_report_html(report, plan.summary_dir)
     if as_json:
         print(json_path.read_text())
     if not quiet:  # --quiet: errors and warnings only; summary.csv/json hold the rest
@@ -245,7 +270,9 @@ def _restore_batch(
                 highlight=False,
                 soft_wrap=True,
             )
-        stderr.print(f"summary: {csv_path} and {json_path.name}", highlight=False, soft_wrap=True)
+        stderr.print(
+            f"summary: {csv_path}, {json_path.name}; to look at: {html_path}", highlight=False, soft_wrap=True
+        )
     if report.interrupted:
         stderr.print("[yellow]interrupted[/]: rerun the same command to continue where it stopped.")
     elif report.count("failed"):
@@ -255,8 +282,29 @@ def _restore_batch(
     return report.exit_code
 
 
-def _batch(recursive: bool, glob: str | None, workers: int | None, reference_dir: Path | None) -> dict:
-    return {"recursive": recursive, "glob": glob, "workers": workers, "reference_dir": reference_dir}
+def _ray_options(batch: dict):
+    from dip_cli.errors import InputError
+
+    if batch["ray"] is None:
+        if batch["gpus_per_image"] is not None or batch["cpus_per_image"] != 1.0:
+            raise InputError("--cpus-per-image and --gpus-per-image are for batches on Ray (--ray ADDRESS)")
+        return None
+    from dip_cli.batch_ray import RayOptions
+
+    return RayOptions(batch["ray"], batch["cpus_per_image"], batch["gpus_per_image"])
+
+
+def _batch(
+    recursive: bool,
+    glob: str | None,
+    workers: int | None,
+    reference_dir: Path | None,
+    ray: str | None,
+    cpus_per_image: float,
+    gpus_per_image: float | None,
+) -> dict:
+    options = {"recursive": recursive, "glob": glob, "workers": workers, "reference_dir": reference_dir}
+    return {**options, "ray": ray, "cpus_per_image": cpus_per_image, "gpus_per_image": gpus_per_image}
 
 
 def _common(
@@ -297,6 +345,9 @@ def denoise(
     glob: GlobOpt = None,
     workers: WorkersOpt = None,
     reference_dir: ReferenceDirOpt = None,
+    ray: RayOpt = None,
+    cpus_per_image: CpusPerImageOpt = 1.0,
+    gpus_per_image: GpusPerImageOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -311,7 +362,7 @@ def denoise(
     _run(
         "denoise",
         inputs,
-        _batch(recursive, glob, workers, reference_dir),
+        _batch(recursive, glob, workers, reference_dir, ray, cpus_per_image, gpus_per_image),
         quiet,
         as_json,
         **_common(
@@ -350,6 +401,9 @@ def jpeg(
     glob: GlobOpt = None,
     workers: WorkersOpt = None,
     reference_dir: ReferenceDirOpt = None,
+    ray: RayOpt = None,
+    cpus_per_image: CpusPerImageOpt = 1.0,
+    gpus_per_image: GpusPerImageOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -364,7 +418,7 @@ def jpeg(
     _run(
         "jpeg",
         inputs,
-        _batch(recursive, glob, workers, reference_dir),
+        _batch(recursive, glob, workers, reference_dir, ray, cpus_per_image, gpus_per_image),
         quiet,
         as_json,
         **_common(
@@ -411,6 +465,9 @@ def inpaint(
     glob: GlobOpt = None,
     workers: WorkersOpt = None,
     reference_dir: ReferenceDirOpt = None,
+    ray: RayOpt = None,
+    cpus_per_image: CpusPerImageOpt = 1.0,
+    gpus_per_image: GpusPerImageOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -422,13 +479,14 @@ def inpaint(
     """
     if mask != "alpha" and not Path(mask).exists():
         stderr.print(
-            f"[red]error:[/] mask {mask} does not exist (give a mask image, or 'alpha')", highlight=False
+            f"[red]error:[/] mask {escape(str(mask))} does not exist (give a mask image, or 'alpha')",
+            highlight=False,
         )
         raise typer.Exit(2)
     _run(
         "inpaint",
         inputs,
-        _batch(recursive, glob, workers, reference_dir),
+        _batch(recursive, glob, workers, reference_dir, ray, cpus_per_image, gpus_per_image),
         quiet,
         as_json,
         mask=mask,
@@ -470,6 +528,9 @@ def sr(
     glob: GlobOpt = None,
     workers: WorkersOpt = None,
     reference_dir: ReferenceDirOpt = None,
+    ray: RayOpt = None,
+    cpus_per_image: CpusPerImageOpt = 1.0,
+    gpus_per_image: GpusPerImageOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -482,7 +543,7 @@ def sr(
     _run(
         "sr",
         inputs,
-        _batch(recursive, glob, workers, reference_dir),
+        _batch(recursive, glob, workers, reference_dir, ray, cpus_per_image, gpus_per_image),
         quiet,
         as_json,
         scale=scale,

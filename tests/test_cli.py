@@ -502,3 +502,10 @@ def test_sr_memory_estimate_is_for_the_upscaled_output(cli, tiny_preset, tmp_pat
     path = write(tmp_path / "small.png", real_crop(size=12))
     expect_error(cli("sr", path, "--scale", "8", "--preset", tiny_preset), "(to 96x96)", "needs about")
     assert seen
+
+
+def test_error_messages_show_brackets_in_names_verbatim(cli, tmp_path):
+    # Regression: Rich took "[red]" in a file name (and "[ray]" in an install hint) as markup.
+    bad = tmp_path / "scan[red]1.png"
+    bad.write_text("not an image")
+    expect_error(cli("denoise", bad), "scan[red]1.png is not an image")
