@@ -10,7 +10,10 @@ The inputs are 128 px crops of the paper's photos (../shared/data/dip), saved as
 - ``loop``: one ``dip jpeg IMAGE`` per image, one after another (a shell loop);
 - ``batch``: one ``dip jpeg FOLDER --workers 1`` (one process, images one at a time);
 - ``batch -w N``: the same with N worker processes sharing the cores (on a CPU the default
-  is one per core, up to 4).
+  is one per core, up to 4);
+- ``ray local``: one ``dip jpeg FOLDER --ray local`` (Ray started on this machine, each image one
+  Ray task with one CPU; Ray's start-up counts). With ``--gpu-shares 1 0.25 0.125`` on a GPU
+  machine, one row per ``--gpus-per-image`` share (several fits on one GPU at once).
 
 The budget is cut to 400 iterations (of the preset's 2400) to keep the run short: the figures
 are throughput; at 400 iterations the outputs are still below the JPEG's PSNR. The PSNR column
@@ -103,6 +106,10 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=400, help="iterations per image (fixed budget)")
     parser.add_argument("--workers", type=int, nargs="*", default=[2], help="worker counts to try")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray row (Ray not installed)")
+    parser.add_argument(
+        "--gpu-shares", type=float, nargs="*", default=[], help="Ray rows with these --gpus-per-image"
+    )
     parser.add_argument("--keep", type=Path, help="keep the inputs and outputs in this folder")
     args = parser.parse_args()
 
@@ -126,6 +133,16 @@ def main() -> None:
         label = f"batch -w {workers}"
         out = work / f"batch-w{workers}"
         timings[label] = run(["jpeg", str(work / "in"), "-o", str(out), "--workers", str(workers), *common])
+        difference[label] = largest_difference(loop_dir, out, names)
+        quality[label] = mean_psnr(out, work / "clean", names)
+
+    ray_rows = [] if args.no_ray else [("ray local", ["--ray", "local"])]
+    ray_rows += [
+        (f"ray, {g:g} GPU/image", ["--ray", "local", "--gpus-per-image", str(g)]) for g in args.gpu_shares
+    ]
+    for label, options in ray_rows:
+        out = work / label.replace(" ", "-").replace(",", "").replace("/", "-")
+        timings[label] = run(["jpeg", str(work / "in"), "-o", str(out), *options, *common])
         difference[label] = largest_difference(loop_dir, out, names)
         quality[label] = mean_psnr(out, work / "clean", names)
 

@@ -25,6 +25,10 @@ run : str or path, optional
     with the same folder and arguments resumes (or returns at once if the run had finished).
 progress : bool or callable, optional
     True draws a progress bar on stderr; a callable is called with each ``fit.Status``.
+tile : "auto", "off" or int
+    Large images are restored as overlapping tiles, each its own DIP problem, blended with a
+    smooth window: memory is bounded by the tile. ``auto`` tiles only an image whose whole-image
+    fit would need more than ``core.MEMORY_BUDGET``; an int is the tile side in pixels.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ def denoise(
     threads: int | None = None,
     run: str | os.PathLike | None = None,
     progress: Progress = None,
+    tile: str | int = "auto",
 ) -> np.ndarray:
     """Remove noise from an image with Deep Image Prior.
 
@@ -64,7 +69,7 @@ def denoise(
     image : ndarray
         H x W (gray) or H x W x C with C = 1, 2 (gray + alpha), 3 (RGB) or 4 (RGBA);
         uint8, uint16, or float in [0, 1].
-    preset, iters, stop, seed, device, threads, run, progress
+    preset, iters, stop, seed, device, threads, run, progress, tile
         See the module's documentation (``help(dip_cli.api)``).
 
     Returns
@@ -82,7 +87,9 @@ def denoise(
     ((32, 32, 3), dtype('uint8'))
     """
     return _restore(
-        "denoise", *_as_picture(image), _Options(preset, iters, stop, seed, device, threads, run, progress)
+        "denoise",
+        *_as_picture(image),
+        _Options(preset, iters, stop, seed, device, threads, run, progress, tile),
     )
 
 
@@ -98,6 +105,7 @@ def inpaint(
     threads: int | None = None,
     run: str | os.PathLike | None = None,
     progress: Progress = None,
+    tile: str | int = "auto",
 ) -> np.ndarray:
     """Fill in the unknown pixels of an image; the known ones are returned unchanged.
 
@@ -107,7 +115,7 @@ def inpaint(
         As for ``denoise``; the values under unknown pixels are ignored.
     mask : ndarray of bool, H x W
         True (or 1) = known pixel, False (or 0) = fill. Numbers in [0, 1] are thresholded at 0.5.
-    preset, iters, stop, seed, device, threads, run, progress
+    preset, iters, stop, seed, device, threads, run, progress, tile
         See the module's documentation.
 
     Returns
@@ -128,7 +136,7 @@ def inpaint(
     """
     picture, layout = _as_picture(image)
     known = _as_known(mask, (picture.height, picture.width))
-    options = _Options(preset, iters, stop, seed, device, threads, run, progress)
+    options = _Options(preset, iters, stop, seed, device, threads, run, progress, tile)
     return _restore("inpaint", picture, layout, options, known=known)
 
 
@@ -144,6 +152,7 @@ def sr(
     threads: int | None = None,
     run: str | os.PathLike | None = None,
     progress: Progress = None,
+    tile: str | int = "auto",
 ) -> np.ndarray:
     """Super-resolve an image: the result is ``scale`` times larger on each side.
 
@@ -153,7 +162,7 @@ def sr(
         As for ``denoise``.
     scale : {2, 4, 8}
         The upscaling factor. The default preset is ``sr4`` (``sr8`` for 8).
-    preset, iters, stop, seed, device, threads, run, progress
+    preset, iters, stop, seed, device, threads, run, progress, tile
         See the module's documentation.
 
     Returns
@@ -169,7 +178,7 @@ def sr(
     >>> dip_cli.sr(small, scale=2, iters=5).shape
     (24, 32, 3)
     """
-    options = _Options(preset, iters, stop, seed, device, threads, run, progress)
+    options = _Options(preset, iters, stop, seed, device, threads, run, progress, tile)
     return _restore("sr", *_as_picture(image), options, scale=scale)
 
 
@@ -184,6 +193,7 @@ def jpeg(
     threads: int | None = None,
     run: str | os.PathLike | None = None,
     progress: Progress = None,
+    tile: str | int = "auto",
 ) -> np.ndarray:
     """Remove JPEG artifacts (8x8 blocks, ringing).
 
@@ -192,7 +202,7 @@ def jpeg(
     source : path, bytes or ndarray
         A JPEG file, its bytes, or an already decoded image (as for ``denoise``). A file or
         bytes give a uint8 result, 2-D for a grayscale JPEG; EXIF orientation is applied.
-    preset, iters, stop, seed, device, threads, run, progress
+    preset, iters, stop, seed, device, threads, run, progress, tile
         See the module's documentation.
 
     Returns
@@ -212,7 +222,7 @@ def jpeg(
     >>> out.shape, out.dtype
     ((24, 24, 3), dtype('uint8'))
     """
-    options = _Options(preset, iters, stop, seed, device, threads, run, progress)
+    options = _Options(preset, iters, stop, seed, device, threads, run, progress, tile)
     if isinstance(source, str | os.PathLike | bytes | bytearray | memoryview):
         from dip_cli.io import decode_image, load_image
 
@@ -242,6 +252,7 @@ class _Options:
     threads: int | None
     run: str | os.PathLike | None
     progress: Progress
+    tile: str | int = "auto"
 
 
 @dataclass(frozen=True)
@@ -274,6 +285,7 @@ def _restore(
             threads=options.threads,
             run=run,
             observer=_observer(options.progress),
+            tile=options.tile,
         )
     return _as_array(restored, layout)
 

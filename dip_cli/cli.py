@@ -132,6 +132,13 @@ DeviceOpt = Annotated[Device, typer.Option(help="Where to compute; auto picks CU
 ThreadsOpt = Annotated[
     int | None, typer.Option(min=1, help="CPU threads (default: 1 below 64x64 px, else all cores up to 8).")
 ]
+TileOpt = Annotated[
+    str,
+    typer.Option(
+        metavar="auto|off|SIZE",
+        help="Large photos: restore overlapping SIZE px tiles, each its own DIP fit, blended seamlessly; memory is bounded by the tile. auto: tile only an image whose whole-image fit would need more than 2 GiB.",
+    ),
+]
 SaveEveryOpt = Annotated[
     int, typer.Option(min=1, help="Save a checkpoint and a snapshot every N iterations.")
 ]
@@ -308,7 +315,19 @@ def _batch(
 
 
 def _common(
-    output, run_dir, preset, iters, stop, seed, device, threads, save_every, reference, resume, overwrite
+    output,
+    run_dir,
+    preset,
+    iters,
+    stop,
+    seed,
+    device,
+    threads,
+    save_every,
+    reference,
+    resume,
+    overwrite,
+    tile,
 ) -> dict:
     return {
         "output": output,
@@ -323,6 +342,7 @@ def _common(
         "reference": reference,
         "resume": resume,
         "overwrite": overwrite,
+        "tile": tile,
     }
 
 
@@ -337,6 +357,7 @@ def denoise(
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
     save_every: SaveEveryOpt = 500,
+    tile: TileOpt = "auto",
     reference: ReferenceOpt = None,
     run_dir: RunDirOpt = None,
     resume: ResumeOpt = False,
@@ -378,6 +399,7 @@ def denoise(
             reference,
             resume,
             overwrite,
+            tile,
         ),
     )
 
@@ -393,6 +415,7 @@ def jpeg(
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
     save_every: SaveEveryOpt = 500,
+    tile: TileOpt = "auto",
     reference: ReferenceOpt = None,
     run_dir: RunDirOpt = None,
     resume: ResumeOpt = False,
@@ -434,6 +457,7 @@ def jpeg(
             reference,
             resume,
             overwrite,
+            tile,
         ),
     )
 
@@ -457,6 +481,7 @@ def inpaint(
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
     save_every: SaveEveryOpt = 500,
+    tile: TileOpt = "auto",
     reference: ReferenceOpt = None,
     run_dir: RunDirOpt = None,
     resume: ResumeOpt = False,
@@ -504,6 +529,7 @@ def inpaint(
             reference,
             resume,
             overwrite,
+            tile,
         ),
     )
 
@@ -520,6 +546,7 @@ def sr(
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
     save_every: SaveEveryOpt = 500,
+    tile: TileOpt = "auto",
     reference: ReferenceOpt = None,
     run_dir: RunDirOpt = None,
     resume: ResumeOpt = False,
@@ -560,6 +587,7 @@ def sr(
             reference,
             resume,
             overwrite,
+            tile,
         ),
     )
 

@@ -11,13 +11,14 @@ The flow is one way: y, A -> network(z) -> fit -> A.finish -> array.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Protocol
 
 import numpy as np
@@ -95,6 +96,7 @@ def restore_array(
     on_snapshot: Callable[[int, np.ndarray], None] | None = None,
     name: str = "image",
     info: dict | None = None,
+    tile: str | int = "auto",
 ) -> tuple[np.ndarray, Record]:
     """Fit DIP to the observation ``y`` (H, W, C float32 in [0, 1]) degraded by ``operator``.
 
@@ -104,7 +106,42 @@ def restore_array(
     checkpoint and resume; ``info`` is added to its run.json (the file layer's paths). Every
     ``save_every`` steps the run folder gets a checkpoint and a snapshot, and ``on_snapshot``
     (if given) the smoothed output.
+
+    ``tile``: ``"off"`` fits the whole image at once; an integer fits overlapping tiles of that
+    side, each its own DIP problem (``restore_in_tiles``); ``"auto"`` tiles only an image whose
+    whole-image fit would need more than ``MEMORY_BUDGET`` (or the device's free memory).
     """
+    layout = plan_layout(y, operator, settings, tile, device)
+    if layout is not None:
+        return restore_in_tiles(
+            y, operator, settings, layout, seed=seed, device=device, threads=threads, reference=reference,
+            baseline=baseline, run=run, save_every=save_every, observer=observer, name=name, info=info,
+        )  # fmt: skip
+    return _restore_whole(
+        y, operator, settings, seed=seed, device=device, threads=threads, reference=reference,
+        baseline=baseline, run=run, save_every=save_every, observer=observer, on_snapshot=on_snapshot,
+        name=name, info=info,
+    )  # fmt: skip
+
+
+def _restore_whole(
+    y: np.ndarray,
+    operator,
+    settings: Settings,
+    *,
+    seed: int,
+    device: str,
+    threads: int | None,
+    reference: np.ndarray | None,
+    baseline: np.ndarray | None,
+    run: RunFolder | None,
+    save_every: int,
+    observer: Observer | None,
+    on_snapshot: Callable[[int, np.ndarray], None] | None,
+    name: str,
+    info: dict | None,
+) -> tuple[np.ndarray, Record]:
+    """The whole image as one DIP problem (``restore_array``'s untiled path)."""
     import torch
 
     from dip_cli import device as devices
@@ -240,6 +277,223 @@ def restore_array(
             }
         )
     return pixels, record
+
+
+# --- tiles ---------------------------------------------------------------------------------------
+
+#: What a whole-image fit may take before ``tile="auto"`` tiles the image (the estimate of
+#: ``device.estimate_bytes``; the process adds ~0.5 GB for torch itself).
+MEMORY_BUDGET = 2 * 2**30
+#: The tile side ``"auto"`` uses, and the overlap between neighbouring tiles (a quarter of a
+#: small tile, at most 64 px: the blend window's ramp).
+AUTO_TILE = 512
+TILE_OVERLAP = 64
+MIN_TILE = 32
+
+
+def tile_overlap(tile: int) -> int:
+    return max(8, min(TILE_OVERLAP, tile // 4))
+
+
+def plan_layout(y: np.ndarray, operator, settings: Settings, tile: str | int, device: str = "auto"):
+    """The tiles for this image (in the operator's frame: stored orientation for a JPEG file),
+    or None for a whole-image fit."""
+    from dip_cli import device as devices
+    from dip_cli.tiles import plan_tiles
+
+    if tile == "off":
+        return None
+    height, width = _frame_size(operator, *operator.output_size(y.shape[0], y.shape[1]))
+    if tile == "auto":
+        import torch
+
+        with torch.random.fork_rng(devices=[]):  # only its size matters; the caller's RNG is left alone
+            net, (padded_h, padded_w) = build_network_for(settings, y.shape[2], height, width)
+        needed = devices.estimate_bytes(net, settings.input.depth, padded_h, padded_w)
+        budget = min(MEMORY_BUDGET, 0.9 * devices.available_bytes(devices.resolve_device(device)))
+        if needed <= budget:
+            return None
+        tile = AUTO_TILE
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
+        raise InputError(f"tile must be 'auto', 'off' or a side of at least {MIN_TILE} px, got {tile!r}")
+    if height <= tile and width <= tile:
+        return None  # one tile is the whole image
+    return plan_tiles(height, width, tile, tile_overlap(tile), multiple=operator.tile_multiple())
+
+
+def restore_in_tiles(
+    y: np.ndarray,
+    operator,
+    settings: Settings,
+    layout,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    threads: int | None = None,
+    reference: np.ndarray | None = None,
+    baseline: np.ndarray | None = None,
+    run: RunFolder | None = None,
+    save_every: int = 500,
+    observer: Observer | None = None,
+    name: str = "image",
+    info: dict | None = None,
+) -> tuple[np.ndarray, Record]:
+    """Restore overlapping tiles one after another, each its own DIP problem (its own network,
+    code z and early stop, seed ``seed + index``), and blend them with a smooth window.
+
+    Memory is bounded by one tile's fit plus the blended image. With ``run``, each tile has its
+    own run folder (``tiles/NNNN/``): the tile in progress checkpoints and resumes, finished tiles
+    keep their output, so a killed run loses at most part of one tile.
+    """
+    from dip_cli.metrics import psnr_from_mse
+    from dip_cli.tiles import Accumulator
+
+    observer = observer or Silent()
+    frame_y, frame_operator, to_display = _stored_frame(y, operator)
+    for tile in layout:  # a tile that cannot be a problem of its own fails before any work
+        frame_operator.crop(frame_y, *tile.box)
+    plan = {"fingerprint": _array_fingerprint(frame_y, frame_operator, settings, seed), **layout.as_dict()}
+    resuming = run.start_tiles(plan) if run is not None else False
+    run_info = {
+        **(info or {}),
+        "dip_version": __version__,
+        "settings": settings.as_dict(),
+        "seed": seed,
+        "operator": operator.describe(),
+        "observation_size": [y.shape[1], y.shape[0]],
+        "tiles": layout.as_dict(),
+        "status": "running",
+    }
+    if run is not None:
+        run.write_info(run_info)
+    blended = Accumulator(layout, y.shape[2])
+    progress = _TileProgress(observer, name, len(layout), settings.fit.iters)
+    records: list[dict] = []
+    try:
+        for tile in layout:
+            pixels, record = _restore_tile(
+                frame_y, frame_operator, settings, tile, progress, seed=seed, device=device, threads=threads,
+                run=run, save_every=save_every, resuming=resuming,
+            )  # fmt: skip
+            blended.add(tile, pixels)
+            records.append(record)
+    except Interrupted:
+        if run is not None:
+            run.write_info({**run_info, "status": "interrupted", "tiles_done": len(records)})
+        raise
+    finally:
+        progress.finish()
+    pixels = to_display(blended.result())
+    areas = np.array([t.height * t.width for t in layout], dtype=np.float64)
+    mse = float(np.average([10 ** (-r["psnr_input"] / 10) for r in records], weights=areas))
+    stops = [r["stop_reason"] for r in records]
+    early = stops.count("early-stop")
+    record = Record(
+        iterations=sum(r["iterations"] for r in records),
+        selected_iteration=sum(r["selected_iteration"] for r in records),
+        stop_reason=stops[0] if len(set(stops)) == 1 else f"early-stop ({early} of {len(stops)} tiles)",
+        seconds=round(sum(r["seconds"] for r in records), 2),
+        psnr_input=psnr_from_mse(mse),  # the tiles' own, averaged by area
+        resumed_from=sum(r["resumed_from"] for r in records),
+    )
+    if reference is not None:
+        record.psnr_reference = psnr(pixels, reference)
+        record.ssim_reference = ssim(pixels, reference)
+        if baseline is not None:
+            record.psnr_reference_input = psnr(baseline, reference)
+    if run is not None:
+        result = record.as_dict()
+        run.write_info({**run_info, "status": "finished", "tile_results": records, "result": result})
+    return pixels, record
+
+
+def _restore_tile(frame_y, frame_operator, settings, tile, progress, *, seed, device, threads, run,
+                  save_every, resuming):  # fmt: skip
+    """One tile: its finished output when a resumed run has it, else a fit (resumed if begun)."""
+    tile_run = run.tile(tile.index) if run is not None else None
+    if tile_run is not None and resuming:
+        done = tile_run.load_result()
+        if done is not None:
+            progress.skip(tile.index)
+            return done, (tile_run.read_info() or {})["result"]
+    y_tile, operator_tile = frame_operator.crop(frame_y, *tile.box)
+    with tile_run if tile_run is not None else contextlib.nullcontext():  # its lock, released however it ends
+        pixels, record = _fit_tile(
+            y_tile, operator_tile, settings, tile, progress, seed=seed, device=device, threads=threads,
+            run=tile_run, save_every=save_every,
+        )  # fmt: skip
+    return pixels, record.as_dict()
+
+
+def _fit_tile(y_tile, operator_tile, settings, tile, progress, *, seed, device, threads, run, save_every):
+    pixels, record = restore_array(
+        y_tile, operator_tile, settings, seed=seed + tile.index, device=device, threads=threads,
+        run=run, save_every=save_every, observer=progress.tile(tile.index), name=f"tile {tile.index}",
+        tile="off",
+    )  # fmt: skip
+    if run is not None:
+        run.save_result(pixels)
+    return pixels, record
+
+
+class _TileProgress:
+    """One progress bar over all tiles: the ETA counts the tiles still to fit."""
+
+    def __init__(self, observer: Observer, name: str, count: int, iters: int) -> None:
+        self.observer, self.count, self.iters = observer, count, iters
+        observer.start(f"{name} ({count} tiles)", count * iters, 0)
+
+    def skip(self, index: int) -> None:
+        pass  # the next tile's first update moves the bar past it
+
+    def tile(self, index: int) -> Observer:
+        progress = self
+
+        class OneTile(Silent):
+            def update(self, status) -> None:
+                from dataclasses import replace
+
+                offset = index * progress.iters
+                progress.observer.update(
+                    replace(
+                        status, iteration=offset + status.iteration, iters=progress.count * progress.iters
+                    )
+                )
+
+        return OneTile()
+
+    def finish(self) -> None:
+        self.observer.finish()
+
+
+def _frame_size(operator, height: int, width: int) -> tuple[int, int]:
+    """The output size in the operator's frame (a rotated JPEG is tiled as stored)."""
+    return (width, height) if getattr(operator, "orientation", 1) >= 5 else (height, width)
+
+
+def _stored_frame(y: np.ndarray, operator):
+    """A JPEG file with an EXIF rotation is tiled in its stored orientation, on its block grid,
+    and the blended result rotated for display. Other operators have one frame."""
+    orientation = getattr(operator, "orientation", 1)
+    if orientation == 1:
+        return y, operator, lambda pixels: pixels
+    import torch
+
+    from dip_cli.operators import JpegModel, _to_display, _to_stored
+
+    stored = JpegModel(
+        replace(operator.jpeg, orientation=1), project=operator.project, weighting=operator.weighting
+    )
+
+    def turn(pixels: np.ndarray, to) -> np.ndarray:
+        tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
+        return np.ascontiguousarray(to(tensor, orientation)[0].permute(1, 2, 0).numpy())
+
+    return turn(y, _to_stored), stored, lambda pixels: turn(pixels, _to_display)
+
+
+def _array_fingerprint(y: np.ndarray, operator, settings: Settings, seed: int) -> dict:
+    return _fingerprint(_to_tensor(y), operator, settings, seed)
 
 
 def build_network_for(settings: Settings, channels: int, height: int = 64, width: int = 64):

@@ -9,6 +9,7 @@ inputs for tests, samples, benchmarks and experiments.
 from __future__ import annotations
 
 import io as _io
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -45,6 +46,14 @@ class Operator(nn.Module):
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return height, width
 
+    def tile_multiple(self) -> int:
+        """Tile boxes (output pixels) are multiples of this, so a tile maps to whole observed entries."""
+        return 1
+
+    def crop(self, y: np.ndarray, top: int, left: int, height: int, width: int):
+        """The sub-problem of one output box (a tile): its observation (H, W, C) and operator."""
+        return y[top : top + height, left : left + width], Operator()
+
     def describe(self) -> dict:
         """What run.json records about the operator."""
         kind = "identity" if type(self) is Operator else type(self).__name__.lower()
@@ -73,6 +82,17 @@ class Mask(Operator):
     def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # Known pixels are facts: keep them exactly, use the network only to fill the holes.
         return torch.where(self.known.bool(), y, x)
+
+    def crop(self, y: np.ndarray, top: int, left: int, height: int, width: int):
+        known = self.known[0, 0, top : top + height, left : left + width].cpu()
+        if not known.any():
+            from dip_cli.errors import InputError
+
+            raise InputError(
+                f"the {width}x{height} tile at ({left}, {top}) has no known pixels to fit: give a "
+                "larger --tile (it needs known pixels around the hole) or --tile off"
+            )
+        return y[top : top + height, left : left + width], Mask(known)
 
 
 class Downsample(Operator):
@@ -103,6 +123,19 @@ class Downsample(Operator):
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return height * self.factor, width * self.factor
+
+    def tile_multiple(self) -> int:
+        return self.factor
+
+    def crop(self, y: np.ndarray, top: int, left: int, height: int, width: int):
+        """An output box of s*h x s*w (on the s grid) observes the h x w low-res pixels under it.
+        Its filter reaches 1.5 s past the box: the tiles' overlap absorbs that."""
+        s = self.factor
+        if top % s or left % s or height % s or width % s:
+            raise ValueError(f"a x{s} super-resolution tile must lie on the {s}-pixel grid")
+        return y[top // s : (top + height) // s, left // s : (left + width) // s], Downsample(
+            s, self.channels
+        )
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}, channels={self.channels}"
@@ -208,6 +241,29 @@ class JpegModel(Operator):
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return height, width
+
+    def tile_multiple(self) -> int:
+        """One MCU (16 px for 4:2:0, 8 for 4:4:4): a tile then holds whole blocks of every component."""
+        return 8 * max(max(v, h) for v, h in self.factors)
+
+    def crop(self, y: np.ndarray, top: int, left: int, height: int, width: int):
+        """The file's blocks under one box (stored orientation, on the MCU grid). A box reaching
+        the image's bottom or right edge keeps the padding blocks there, as the whole file does."""
+        if self.orientation != 1:
+            raise ValueError("tile a JPEG in its stored orientation (orientation 1), then rotate")
+        mcu = self.tile_multiple()
+        if top % mcu or left % mcu or (height % mcu and top + height != self.jpeg.height):
+            raise ValueError(f"a JPEG tile must lie on the file's {mcu}-pixel MCU grid")
+        if width % mcu and left + width != self.jpeg.width:
+            raise ValueError(f"a JPEG tile must lie on the file's {mcu}-pixel MCU grid")
+        blocks = []
+        for k, (v, h) in zip(self.jpeg.coefficients, self.factors, strict=True):
+            bottom = k.shape[0] if top + height >= self.jpeg.height else (top + height) // (8 * v)
+            right = k.shape[1] if left + width >= self.jpeg.width else (left + width) // (8 * h)
+            blocks.append(k[top // (8 * v) : bottom, left // (8 * h) : right])
+        jpeg = replace(self.jpeg, height=height, width=width, coefficients=tuple(blocks))
+        tile = JpegModel(jpeg, project=self.project, weighting=self.weighting)
+        return y[top : top + height, left : left + width], tile
 
     def describe(self) -> dict:
         loss = f"coefficient MSE ({self.weighting} weights)"

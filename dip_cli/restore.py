@@ -41,6 +41,7 @@ class RestoreRequest:
     reference: Path | None = None
     resume: bool = False
     overwrite: bool = False
+    tile: str = "auto"  # "auto" | "off" | a tile side in pixels
 
     @property
     def mask_path(self) -> Path | None:
@@ -65,12 +66,25 @@ def default_output(input_path: Path) -> Path:
     return input_path.with_name(f"{input_path.stem}.restored.png")
 
 
+def parse_tile(value: str | int) -> str | int:
+    """--tile: 'auto', 'off' or a side in pixels."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("auto", "off"):
+        return text
+    if text.isdigit():
+        return int(text)
+    raise InputError(f"--tile must be auto, off or a tile side in pixels (e.g. 512), got {value!r}")
+
+
 def check_request(request: RestoreRequest) -> Settings:
     """What would fail for every image of a batch fails here, once: preset, options, device."""
     from dip_cli import device as devices
 
     if request.save_every < 1:
         raise InputError(f"--save-every must be >= 1, got {request.save_every}")
+    parse_tile(request.tile)
     settings = resolve_settings(
         request.task, request.preset, iters=request.iters, stop=request.stop, scale=request.scale
     )
@@ -121,6 +135,7 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
             observer=observer,
             name=request.input.name,
             info=info,
+            tile=parse_tile(request.tile),
         )
         save_image(output, restored)
     return RestoreResult(request.input, output, run_dir, settings.name, record)

@@ -66,7 +66,8 @@ class RunFolder:
                 )
             self._truncate_metrics(state["fit"]["iteration"])
             return state
-        if self.checkpoint.exists() and not self.overwrite:
+        earlier = self.checkpoint.exists() or (self.tiles / "plan.json").exists()
+        if earlier and not self.overwrite and not (self.resume and not self.checkpoint.exists()):
             raise InputError(
                 f"{self.path} holds an earlier run of this image; pass --resume to continue it "
                 "or --overwrite to start over"
@@ -74,6 +75,55 @@ class RunFolder:
         self._clear()
         self.metrics.write_text(",".join(METRIC_COLUMNS) + "\n")
         return None
+
+    # --- tiled runs: one sub-folder per tile, each a run folder of its own ------------------------
+
+    tiles = property(lambda self: self.path / "tiles")
+
+    def start_tiles(self, plan: dict) -> bool:
+        """Lock the folder and apply the resume contract to a tiled run (``plan``: fingerprint
+        and layout). True when resuming: finished tiles are kept, the one in progress resumes."""
+        self.check()
+        self._acquire()
+        plan_path = self.tiles / "plan.json"
+        saved = _read_json(plan_path)
+        if saved is not None and self.resume:
+            if saved != json.loads(json.dumps(plan, default=str)):
+                raise InputError(
+                    f"the tiles in {self.path} were made with other inputs, options or tiles; "
+                    "resume with the same ones, or start over with --overwrite"
+                )
+            return True
+        if (saved is not None or self.checkpoint.exists()) and not self.overwrite:
+            raise InputError(
+                f"{self.path} holds an earlier run of this image; pass --resume to continue it "
+                "or --overwrite to start over"
+            )
+        self._clear()
+        self.tiles.mkdir(parents=True)
+        write_text_atomic(plan_path, json.dumps(plan, indent=2, default=str))
+        return False
+
+    def tile(self, index: int) -> RunFolder:
+        """Tile ``index``'s run folder: it resumes its own checkpoint (the plan was checked)."""
+        return RunFolder(self.tiles / f"{index:04d}", resume=True, overwrite=True)
+
+    def save_result(self, pixels: np.ndarray) -> None:
+        """A finished tile's output, float32 exactly, so a resumed run blends the same values."""
+        import tempfile
+
+        fd, tmp_name = tempfile.mkstemp(prefix=".result.", suffix=".npy", dir=self.path)
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, pixels.astype(np.float32, copy=False))
+        os.replace(tmp_name, self.path / "result.npy")
+
+    def load_result(self) -> np.ndarray | None:
+        """The finished tile's output, or None while it is not finished."""
+        path = self.path / "result.npy"
+        info = self.read_info() or {}
+        if not path.exists() or info.get("status") != "finished":
+            return None
+        return np.load(path)
 
     # --- writing (only while locked) ----------------------------------------------------------
 
@@ -135,9 +185,10 @@ class RunFolder:
 
     def _clear(self) -> None:
         """Remove only what dip writes, never unknown files a user put there."""
-        for path in (self.checkpoint, self.metrics, self.info_path):
+        for path in (self.checkpoint, self.metrics, self.info_path, self.path / "result.npy"):
             path.unlink(missing_ok=True)
         shutil.rmtree(self.snapshots, ignore_errors=True)
+        shutil.rmtree(self.tiles, ignore_errors=True)
 
     def _truncate_metrics(self, iteration: int) -> None:
         """Drop rows past the checkpoint: the resumed run writes them again."""
@@ -149,6 +200,13 @@ class RunFolder:
             writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 # --- checkpoints ------------------------------------------------------------------------------

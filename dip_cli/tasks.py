@@ -134,6 +134,7 @@ def restore_picture(
     observer: Observer | None = None,
     name: str = "image",
     info: dict | None = None,
+    tile: str | int = "auto",
 ) -> tuple[Picture, Record]:
     """Restore a decoded picture; its alpha channel is put back (resized for sr).
 
@@ -157,6 +158,7 @@ def restore_picture(
         observer=observer,
         name=name,
         info={"task": task, **(info or {})},
+        tile=tile,
     )
     alpha = picture.alpha
     if alpha is not None and alpha.shape != size:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -64,6 +65,58 @@ def test_ray_batch_gives_the_same_images_as_one_worker(tiny_preset, folder, tmp_
         # same seed, same threads, same machine: the same pixels, bit for bit
         np.testing.assert_array_equal(load_image(a.output).pixels, load_image(b.output).pixels)
     assert on_ray.exit_code == 0
+
+
+class Recorder:
+    """A batch observer that keeps what it is told (the CLI's Rich display gets the same calls)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def batch_start(self, total, done):
+        self.calls.append(("batch_start", total, done))
+
+    def image_start(self, key, name, total, done):
+        self.calls.append(("image_start", key, name))
+
+    def image_update(self, key, status):
+        self.calls.append(("image_update", key, status.iteration))
+
+    def image_finish(self, key, outcome):
+        self.calls.append(("image_finish", key, outcome.status))
+
+    def batch_finish(self):
+        self.calls.append(("batch_finish",))
+
+
+def test_the_display_is_fed_by_the_tasks_progress(tiny_preset, folder, tmp_path):
+    recorder = Recorder()
+    plan = plan_batch([folder], output_dir=tmp_path / "out")
+    run_batch(plan, template(tiny_preset, iters=200), ray=ON_RAY, observer=recorder)
+    kinds = [call[0] for call in recorder.calls]
+    assert kinds[0] == "batch_start" and kinds[-1] == "batch_finish"
+    started = {call[2] for call in recorder.calls if call[0] == "image_start"}
+    assert started == {"astro.png", "coffee.png", "cat.png"}
+    for key in range(3):
+        updates = [call[2] for call in recorder.calls if call[:2] == ("image_update", key)]
+        assert updates and updates == sorted(updates) and updates[-1] == 200  # the last one always arrives
+    assert sorted(call[2] for call in recorder.calls if call[0] == "image_finish") == ["restored"] * 3
+
+
+def test_a_local_batch_does_not_import_ray(tiny_preset, folder, tmp_path):
+    code = f"""
+import sys
+from pathlib import Path
+from dip_cli.batch import plan_batch, run_batch
+from dip_cli.restore import RestoreRequest
+plan = plan_batch([Path({str(folder)!r})], output_dir=Path({str(tmp_path / "out")!r}))
+request = RestoreRequest(task="denoise", input=Path(), preset={str(tiny_preset)!r}, iters=3, threads=1)
+report = run_batch(plan, request, workers=1)
+assert report.exit_code == 0, report.outcomes
+assert "ray" not in sys.modules, "a local batch imported ray"
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_corrupt_file_fails_alone_and_a_rerun_skips_everything(cli, tiny_preset, folder, tmp_path):
