@@ -7,7 +7,7 @@
 Cases (from ../shared/data/dip, centre crops of ``--size`` px, the photo first resized so its
 short side is ``--size``): F16 with Gaussian noise σ = 25 (``denoise``), F16 saved as JPEG
 quality 10 (``jpeg``, the file model), zebra ×4 (``sr``) and library with its mask
-(``inpaint``, the paper's hole preset). Each case is restored twice with the same preset and
+(``inpaint``). Each case is restored twice with the same preset and
 seed, one after the other (never two fits at once): ``--tile off`` and ``--tile N``.
 
 Printed per case: PSNR vs the clean crop of the 8-bit result, wall seconds, iterations run (all
@@ -77,13 +77,7 @@ def make_case(name: str, size: int) -> dict:
         return {"task": "sr", "clean": clean, "observed": simulate_downscale(clean, 4), "scale": 4}
     clean, known = library(size)
     corrupted = np.where(known[..., None], clean, 0.0).astype(np.float32)
-    return {
-        "task": "inpaint",
-        "clean": clean,
-        "observed": corrupted,
-        "known": known,
-        "preset": "inpaint-hole-paper",
-    }
+    return {"task": "inpaint", "clean": clean, "observed": corrupted, "known": known}
 
 
 def _decode(data: bytes) -> np.ndarray:

@@ -146,8 +146,8 @@ def _input_only(item: Item) -> str:
     """A failed image's input, if it can be read at all; otherwise why not."""
     try:
         before = _display_image(item.input)
-    except Exception as exc:
-        return _note(f"input not shown: {_reason(exc)}")
+    except Exception:
+        return ""  # the failure's own message (shown above) already says why it cannot be read
     return f'<div class="pair">{_figure_img(_bounded(before, THUMB_SIDE), "input", "thumb")}</div>'
 
 
@@ -366,6 +366,7 @@ header p { margin: .2em 0; }
 .pair { display: flex; flex-wrap: wrap; gap: .8em; }
 figure { margin: 0; flex: 1 1 240px; min-width: 0; }
 figure img { display: block; max-width: 100%; height: auto; background: #ddd; }
+img.thumb { width: 100%; max-width: 512px; }  /* a small photo is shown at a size one can judge */
 img.zoom { image-rendering: pixelated; }
 figcaption { font-size: .85em; color: #555; }
 .figures { border-collapse: collapse; margin-top: .6em; font-size: .9em; }
