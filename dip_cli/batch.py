@@ -432,43 +432,54 @@ def _run_parallel(todo, workers: int, observer: BatchObserver, outcomes: dict) -
     boundary and stop. Returns the signal that stopped the batch, 0 if none did.
     """
     import multiprocessing
-    import signal
 
     context = multiprocessing.get_context("spawn")  # fork after torch's thread pools can hang
     queue, stop_event = context.Queue(), context.Event()
-    stop_signal = 0
+    with caught_stop_signals() as caught, ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue, stop_event)
+    ) as pool:
+        futures = {
+            pool.submit(_worker_restore, item, request, key): (key, item)
+            for key, (item, request) in enumerate(todo)
+        }
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(queue, observer)
+            for future in finished:
+                key, item = futures[future]
+                outcome = outcomes[item] = _future_outcome(future, item, bool(caught.signum))
+                observer.image_finish(key, outcome)
+                if outcome.status == "interrupted":
+                    caught.signum = caught.signum or outcome.signum
+            if caught.signum and not stop_event.is_set():
+                stop_event.set()
+                _interrupt_workers(pool, pending, caught.signum)
+        _drain(queue, observer)
+    return caught.signum
+
+
+class _Caught:
+    signum = 0  # the first SIGINT/SIGTERM received, 0 while none was
+
+
+@contextlib.contextmanager
+def caught_stop_signals():
+    """While a batch runs, Ctrl-C and SIGTERM only set ``.signum``: the executor then stops its
+    images at a step boundary (they checkpoint) instead of dying mid-write."""
+    import signal
+
+    caught = _Caught()
 
     def on_signal(signum, frame):
-        nonlocal stop_signal
-        stop_signal = stop_signal or signum
+        caught.signum = caught.signum or signum
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue, stop_event)
-        ) as pool:
-            futures = {
-                pool.submit(_worker_restore, item, request, key): (key, item)
-                for key, (item, request) in enumerate(todo)
-            }
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(queue, observer)
-                for future in finished:
-                    key, item = futures[future]
-                    outcome = outcomes[item] = _future_outcome(future, item, bool(stop_signal))
-                    observer.image_finish(key, outcome)
-                    if outcome.status == "interrupted":
-                        stop_signal = stop_signal or outcome.signum
-                if stop_signal and not stop_event.is_set():
-                    stop_event.set()
-                    _interrupt_workers(pool, pending, stop_signal)
-            _drain(queue, observer)
+        yield caught
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return stop_signal
 
 
 # Worker-process globals, set once by _init_worker.

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import time
 import uuid
 import warnings
@@ -230,7 +229,7 @@ def _first_line(exc: BaseException) -> str:
 def _submit_and_wait(todo: list, options: RayOptions, gpus: float, observer, outcomes: dict) -> int:
     import ray
 
-    from dip_cli.batch import Outcome, _dispatch
+    from dip_cli.batch import Outcome, _dispatch, caught_stop_signals
 
     queue = ray.remote(num_cpus=0)(ProgressBox).remote()
     batch_id = uuid.uuid4().hex
@@ -241,32 +240,24 @@ def _submit_and_wait(todo: list, options: RayOptions, gpus: float, observer, out
         task.remote(item, request, key, batch_id, queue): (key, item)
         for key, (item, request) in enumerate(todo)
     }
-    stop_signal = 0
-
-    def on_signal(signum, frame):
-        nonlocal stop_signal
-        stop_signal = stop_signal or signum
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with caught_stop_signals() as caught:
         pending, cancelled = list(refs), False
-        while pending:
-            finished, pending = ray.wait(pending, num_returns=1, timeout=0.2)
+        try:
+            while pending:
+                finished, pending = ray.wait(pending, num_returns=1, timeout=0.2)
+                _drain(queue, observer, _dispatch)
+                for ref in finished:
+                    key, item = refs[ref]
+                    outcome = outcomes[item] = _ref_outcome(ref, item, Outcome)
+                    observer.image_finish(key, outcome)
+                if caught.signum and not cancelled:
+                    for ref in pending:  # queued: dropped; running: interrupted, checkpoints, returns
+                        ray.cancel(ref, force=False)
+                    cancelled = True
             _drain(queue, observer, _dispatch)
-            for ref in finished:
-                key, item = refs[ref]
-                outcome = outcomes[item] = _ref_outcome(ref, item, Outcome)
-                observer.image_finish(key, outcome)
-            if stop_signal and not cancelled:
-                for ref in pending:  # queued: dropped; running: interrupted, checkpoints, returns
-                    ray.cancel(ref, force=False)
-                cancelled = True
-        _drain(queue, observer, _dispatch)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        ray.kill(queue)
-    return stop_signal
+        finally:
+            ray.kill(queue)
+    return caught.signum
 
 
 def _ref_outcome(ref, item, outcome_type):

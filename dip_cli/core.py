@@ -140,8 +140,11 @@ def _restore_whole(
     on_snapshot: Callable[[int, np.ndarray], None] | None,
     name: str,
     info: dict | None,
+    initial_weights: dict | None = None,
+    trained: dict | None = None,
 ) -> tuple[np.ndarray, Record]:
-    """The whole image as one DIP problem (``restore_array``'s untiled path)."""
+    """The whole image as one DIP problem (``restore_array``'s untiled path). ``initial_weights``
+    replace the network's random initialisation; ``trained`` (a dict) receives its final weights."""
     import torch
 
     from dip_cli import device as devices
@@ -158,6 +161,8 @@ def _restore_whole(
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
         torch.manual_seed(seed)  # the network's initial weights
         net, (padded_h, padded_w) = build_network_for(settings, y.shape[2], height, width)
+    if initial_weights is not None:
+        net.load_state_dict(initial_weights)
     needed = devices.estimate_bytes(net, settings.input.depth, padded_h, padded_w)
     devices.check_fits(needed, torch_device, f"restoring {name} (to {width}x{height}) with {settings.name}")
     z = make_input(
@@ -245,6 +250,8 @@ def _restore_whole(
         raise
     finally:
         observer.finish()
+    if trained is not None:
+        trained["net"] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
     with torch.no_grad():
         image = result.image.to(torch_device)
@@ -337,22 +344,25 @@ def restore_in_tiles(
     observer: Observer | None = None,
     name: str = "image",
     info: dict | None = None,
+    warm_start: bool = False,
 ) -> tuple[np.ndarray, Record]:
     """Restore overlapping tiles one after another, each its own DIP problem (its own network,
     code z and early stop, seed ``seed + index``), and blend them with a smooth window.
 
     Memory is bounded by one tile's fit plus the blended image. With ``run``, each tile has its
     own run folder (``tiles/NNNN/``): the tile in progress checkpoints and resumes, finished tiles
-    keep their output, so a killed run loses at most part of one tile.
+    keep their output, so a killed run loses at most part of one tile. ``warm_start`` starts each
+    tile from the previous tile's trained weights (not its code z) instead of a fresh
+    initialisation. With ``reference``, each tile's metrics carry PSNR against its part.
     """
-    from dip_cli.metrics import psnr_from_mse
     from dip_cli.tiles import Accumulator
 
     observer = observer or Silent()
-    frame_y, frame_operator, to_display = _stored_frame(y, operator)
+    frame_y, frame_operator, to_frame, to_display = _stored_frame(y, operator)
     for tile in layout:  # a tile that cannot be a problem of its own fails before any work
         frame_operator.crop(frame_y, *tile.box)
-    plan = {"fingerprint": _array_fingerprint(frame_y, frame_operator, settings, seed), **layout.as_dict()}
+    fingerprint = _array_fingerprint(frame_y, frame_operator, settings, seed)
+    plan = {"fingerprint": fingerprint, "warm_start": warm_start, **layout.as_dict()}
     resuming = run.start_tiles(plan) if run is not None else False
     run_info = {
         **(info or {}),
@@ -362,19 +372,22 @@ def restore_in_tiles(
         "operator": operator.describe(),
         "observation_size": [y.shape[1], y.shape[0]],
         "tiles": layout.as_dict(),
+        "warm_start": warm_start,
         "status": "running",
     }
     if run is not None:
         run.write_info(run_info)
+    tiles = _Tiles(
+        frame_y, frame_operator, settings, None if reference is None else to_frame(reference),
+        _TileProgress(observer, name, len(layout), settings.fit.iters),
+        dict(seed=seed, device=device, threads=threads, save_every=save_every),
+        run, resuming, warm_start,
+    )  # fmt: skip
     blended = Accumulator(layout, y.shape[2])
-    progress = _TileProgress(observer, name, len(layout), settings.fit.iters)
     records: list[dict] = []
     try:
         for tile in layout:
-            pixels, record = _restore_tile(
-                frame_y, frame_operator, settings, tile, progress, seed=seed, device=device, threads=threads,
-                run=run, save_every=save_every, resuming=resuming,
-            )  # fmt: skip
+            pixels, record = tiles.restore(tile)
             blended.add(tile, pixels)
             records.append(record)
     except Interrupted:
@@ -382,20 +395,9 @@ def restore_in_tiles(
             run.write_info({**run_info, "status": "interrupted", "tiles_done": len(records)})
         raise
     finally:
-        progress.finish()
+        tiles.progress.finish()
     pixels = to_display(blended.result())
-    areas = np.array([t.height * t.width for t in layout], dtype=np.float64)
-    mse = float(np.average([10 ** (-r["psnr_input"] / 10) for r in records], weights=areas))
-    stops = [r["stop_reason"] for r in records]
-    early = stops.count("early-stop")
-    record = Record(
-        iterations=sum(r["iterations"] for r in records),
-        selected_iteration=sum(r["selected_iteration"] for r in records),
-        stop_reason=stops[0] if len(set(stops)) == 1 else f"early-stop ({early} of {len(stops)} tiles)",
-        seconds=round(sum(r["seconds"] for r in records), 2),
-        psnr_input=psnr_from_mse(mse),  # the tiles' own, averaged by area
-        resumed_from=sum(r["resumed_from"] for r in records),
-    )
+    record = _tiled_record(records, layout)
     if reference is not None:
         record.psnr_reference = psnr(pixels, reference)
         record.ssim_reference = ssim(pixels, reference)
@@ -407,33 +409,72 @@ def restore_in_tiles(
     return pixels, record
 
 
-def _restore_tile(frame_y, frame_operator, settings, tile, progress, *, seed, device, threads, run,
-                  save_every, resuming):  # fmt: skip
-    """One tile: its finished output when a resumed run has it, else a fit (resumed if begun)."""
-    tile_run = run.tile(tile.index) if run is not None else None
-    if tile_run is not None and resuming:
-        done = tile_run.load_result()
-        if done is not None:
-            progress.skip(tile.index)
-            return done, (tile_run.read_info() or {})["result"]
-    y_tile, operator_tile = frame_operator.crop(frame_y, *tile.box)
-    with tile_run if tile_run is not None else contextlib.nullcontext():  # its lock, released however it ends
-        pixels, record = _fit_tile(
-            y_tile, operator_tile, settings, tile, progress, seed=seed, device=device, threads=threads,
-            run=tile_run, save_every=save_every,
-        )  # fmt: skip
-    return pixels, record.as_dict()
+def _tiled_record(records: list[dict], layout) -> Record:
+    """The image's record from its tiles': work summed, PSNR vs the input averaged by area."""
+    from dip_cli.metrics import psnr_from_mse
+
+    areas = np.array([t.height * t.width for t in layout], dtype=np.float64)
+    mse = float(np.average([10 ** (-r["psnr_input"] / 10) for r in records], weights=areas))
+    stops = [r["stop_reason"] for r in records]
+    early = stops.count("early-stop")
+    return Record(
+        iterations=sum(r["iterations"] for r in records),
+        selected_iteration=sum(r["selected_iteration"] for r in records),
+        stop_reason=stops[0] if len(set(stops)) == 1 else f"early-stop ({early} of {len(stops)} tiles)",
+        seconds=round(sum(r["seconds"] for r in records), 2),
+        psnr_input=psnr_from_mse(mse),
+        resumed_from=sum(r["resumed_from"] for r in records),
+    )
 
 
-def _fit_tile(y_tile, operator_tile, settings, tile, progress, *, seed, device, threads, run, save_every):
-    pixels, record = restore_array(
-        y_tile, operator_tile, settings, seed=seed + tile.index, device=device, threads=threads,
-        run=run, save_every=save_every, observer=progress.tile(tile.index), name=f"tile {tile.index}",
-        tile="off",
-    )  # fmt: skip
-    if run is not None:
-        run.save_result(pixels)
-    return pixels, record
+@dataclass
+class _Tiles:
+    """What every tile's fit shares; ``restore`` does one tile."""
+
+    y: np.ndarray  # the observation in the operator's frame
+    operator: object
+    settings: Settings
+    reference: np.ndarray | None
+    progress: _TileProgress
+    options: dict  # seed, device, threads, save_every
+    run: RunFolder | None
+    resuming: bool
+    warm_start: bool
+    weights: dict | None = None  # the last finished tile's trained weights (warm start)
+
+    def restore(self, tile) -> tuple[np.ndarray, dict]:
+        """A resumed run's finished tile as it was; otherwise a fit (resumed if it had begun)."""
+        tile_run = self.run.tile(tile.index) if self.run is not None else None
+        if tile_run is not None and self.resuming:
+            done = tile_run.load_result()
+            if done is not None:
+                if self.warm_start:
+                    self.weights = _checkpoint_weights(tile_run)
+                return done, (tile_run.read_info() or {})["result"]
+        y_tile, operator_tile = self.operator.crop(self.y, *tile.box)
+        reference = None if self.reference is None else self.reference[tile.rows, tile.cols]
+        trained: dict = {}
+        with tile_run if tile_run is not None else contextlib.nullcontext():  # its lock, however it ends
+            pixels, record = _restore_whole(
+                y_tile, operator_tile, self.settings, seed=self.options["seed"] + tile.index,
+                device=self.options["device"], threads=self.options["threads"], reference=reference,
+                baseline=None, run=tile_run, save_every=self.options["save_every"],
+                observer=self.progress.tile(tile.index), on_snapshot=None, name=f"tile {tile.index}",
+                info={"tile": list(tile.box)}, initial_weights=self.weights if self.warm_start else None,
+                trained=trained,
+            )  # fmt: skip
+            if tile_run is not None:
+                tile_run.save_result(pixels)
+        self.weights = trained.get("net")
+        return pixels, record.as_dict()
+
+
+def _checkpoint_weights(tile_run: RunFolder) -> dict | None:
+    from dip_cli.run_folder import load_checkpoint
+
+    if not tile_run.checkpoint.exists():
+        return None
+    return load_checkpoint(tile_run.checkpoint, "cpu")["fit"]["net"]
 
 
 class _TileProgress:
@@ -476,7 +517,7 @@ def _stored_frame(y: np.ndarray, operator):
     and the blended result rotated for display. Other operators have one frame."""
     orientation = getattr(operator, "orientation", 1)
     if orientation == 1:
-        return y, operator, lambda pixels: pixels
+        return y, operator, lambda pixels: pixels, lambda pixels: pixels
     import torch
 
     from dip_cli.operators import JpegModel, _to_display, _to_stored
@@ -489,7 +530,7 @@ def _stored_frame(y: np.ndarray, operator):
         tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
         return np.ascontiguousarray(to(tensor, orientation)[0].permute(1, 2, 0).numpy())
 
-    return turn(y, _to_stored), stored, lambda pixels: turn(pixels, _to_display)
+    return turn(y, _to_stored), stored, lambda p: turn(p, _to_stored), lambda p: turn(p, _to_display)
 
 
 def _array_fingerprint(y: np.ndarray, operator, settings: Settings, seed: int) -> dict:

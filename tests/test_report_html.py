@@ -271,20 +271,11 @@ def _chromium() -> str | None:
 
 
 def _run_chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    """Headless, offline-minded: no sync, no component updates, no background requests."""
-    flags = [
-        "--headless",
-        "--no-sandbox",  # tests may run as root, where Chromium's sandbox refuses to start
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=5000",
-    ]
-    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=60)
+    """Headless, offline-minded: the flags of benchmarks/render_report.py (no sync, no updates)."""
+    from benchmarks.render_report import FLAGS
+
+    command = [browser, *FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
 def test_report_renders_in_headless_chromium(page, tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from dip_cli.core import Record, plan_layout, restore_array
+from dip_cli.core import CallbackObserver, Record, plan_layout, restore_array, restore_in_tiles
 from dip_cli.errors import InputError, Interrupted
 from dip_cli.jpeg_file import read_jpeg
 from dip_cli.metrics import psnr
@@ -75,11 +75,19 @@ def test_auto_tiles_only_what_would_not_fit(tiny, monkeypatch):
         plan_layout(small, Identity(), tiny, 4)
 
 
-def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path):
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path, warm_start):
     clean = real_crop("coffee", 80)
     noisy = simulate_noise(clean, 25, seed=1)
     settings = fixed(tiny, 40)
-    uninterrupted, _ = restore(noisy, Identity(), settings, tile=48)  # 2 x 2 tiles
+    layout = plan_layout(noisy, Identity(), settings, 48)  # 2 x 2 tiles
+
+    def tiled(**options):
+        return restore_in_tiles(
+            noisy, Identity(), settings, layout, threads=1, warm_start=warm_start, **options
+        )
+
+    uninterrupted, _ = tiled()
     statuses = []
 
     def ctrl_c_in_the_third_tile(status):
@@ -87,30 +95,47 @@ def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path):
         if status.iteration == 2 * 40 + 25:  # tile 2, iteration 25 (the bar counts all tiles)
             os.kill(os.getpid(), signal.SIGINT)
 
-    from dip_cli.core import CallbackObserver
-
     with RunFolder(tmp_path / "run") as run, pytest.raises(Interrupted):
-        restore(
-            noisy,
-            Identity(),
-            settings,
-            tile=48,
-            run=run,
-            save_every=10,
-            observer=CallbackObserver(ctrl_c_in_the_third_tile),
-        )
+        tiled(run=run, save_every=10, observer=CallbackObserver(ctrl_c_in_the_third_tile))
     assert statuses == sorted(statuses)  # one bar over all tiles, never going back
     tiles = tmp_path / "run" / "tiles"
     assert (tiles / "0001" / "result.npy").is_file() and not (tiles / "0002" / "result.npy").exists()
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
     with RunFolder(tmp_path / "run") as run, pytest.raises(InputError, match="--resume"):
-        restore(noisy, Identity(), settings, tile=48, run=run)  # never silently restarted
+        tiled(run=run)  # never silently restarted
     with RunFolder(tmp_path / "run", resume=True) as run:
-        resumed, record = restore(noisy, Identity(), settings, tile=48, run=run, save_every=10)
+        resumed, record = tiled(run=run, save_every=10)
     assert record.resumed_from >= 20  # the third tile resumed from its checkpoint
     np.testing.assert_array_equal(resumed, uninterrupted)
     with RunFolder(tmp_path / "run", resume=True) as run, pytest.raises(InputError, match="other inputs"):
         restore(noisy, Identity(), settings, tile=40, run=run)  # other tiles: not resumable
+
+
+def test_a_warm_start_begins_each_tile_from_the_previous_ones_weights(tiny):
+    noisy = simulate_noise(real_crop("coffee", 80), 25, seed=1)
+    settings = fixed(tiny, 30)
+    layout = plan_layout(noisy, Identity(), settings, 48)
+    seen = []
+
+    def first_loss(status):  # the loss at the first report of each tile (iteration 25 of each)
+        if status.iteration % 30 == 25:
+            seen.append(status.loss)
+
+    losses = {}
+    for warm in (False, True):
+        seen.clear()
+        restore_in_tiles(
+            noisy,
+            Identity(),
+            settings,
+            layout,
+            threads=1,
+            warm_start=warm,
+            observer=CallbackObserver(first_loss),
+        )
+        losses[warm] = list(seen)
+    assert losses[False][0] == losses[True][0]  # the first tile starts fresh either way
+    assert losses[False][1:] != losses[True][1:]  # the others do not
 
 
 def test_a_super_resolution_tile_maps_to_the_low_res_pixels_under_it():
