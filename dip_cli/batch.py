@@ -435,9 +435,12 @@ def _run_parallel(todo, workers: int, observer: BatchObserver, outcomes: dict) -
 
     context = multiprocessing.get_context("spawn")  # fork after torch's thread pools can hang
     queue, stop_event = context.Queue(), context.Event()
-    with caught_stop_signals() as caught, ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue, stop_event)
-    ) as pool:
+    with (
+        caught_stop_signals() as caught,
+        ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue, stop_event)
+        ) as pool,
+    ):
         futures = {
             pool.submit(_worker_restore, item, request, key): (key, item)
             for key, (item, request) in enumerate(todo)

@@ -142,9 +142,11 @@ def _restore_whole(
     info: dict | None,
     initial_weights: dict | None = None,
     trained: dict | None = None,
+    snapshots: bool = True,
 ) -> tuple[np.ndarray, Record]:
     """The whole image as one DIP problem (``restore_array``'s untiled path). ``initial_weights``
-    replace the network's random initialisation; ``trained`` (a dict) receives its final weights."""
+    replace the network's random initialisation; ``trained`` (a dict) receives its final weights;
+    ``snapshots=False`` keeps the run folder's snapshots out (tiles: hundreds of them)."""
     import torch
 
     from dip_cli import device as devices
@@ -215,7 +217,7 @@ def _restore_whole(
 
     def snapshot(iteration: int, image) -> None:
         pixels = _to_pixels(image)
-        if run is not None:
+        if run is not None and snapshots:
             run.save_snapshot(iteration, pixels)
         if on_snapshot is not None:
             on_snapshot(iteration, pixels)
@@ -229,7 +231,7 @@ def _restore_whole(
     hooks = Hooks(on_log=log, on_checkpoint=checkpoint if run else None, on_snapshot=snapshot)
     cadence = Cadence(
         checkpoint_every=save_every if run is not None else 0,
-        snapshot_every=save_every if run is not None or on_snapshot is not None else 0,
+        snapshot_every=save_every if (run is not None and snapshots) or on_snapshot is not None else 0,
     )
     jitter_rng = torch.Generator(device=torch_device).manual_seed(seed + 1)
     observer.start(name, settings.fit.iters, done)
@@ -449,7 +451,7 @@ class _Tiles:
             done = tile_run.load_result()
             if done is not None:
                 if self.warm_start:
-                    self.weights = _checkpoint_weights(tile_run)
+                    self.weights = tile_run.load_weights()
                 return done, (tile_run.read_info() or {})["result"]
         y_tile, operator_tile = self.operator.crop(self.y, *tile.box)
         reference = None if self.reference is None else self.reference[tile.rows, tile.cols]
@@ -461,20 +463,14 @@ class _Tiles:
                 baseline=None, run=tile_run, save_every=self.options["save_every"],
                 observer=self.progress.tile(tile.index), on_snapshot=None, name=f"tile {tile.index}",
                 info={"tile": list(tile.box)}, initial_weights=self.weights if self.warm_start else None,
-                trained=trained,
+                trained=trained, snapshots=False,
             )  # fmt: skip
-            if tile_run is not None:
-                tile_run.save_result(pixels)
+            if tile_run is not None:  # the result replaces the tile's checkpoint (tens of MB each)
+                tile_run.save_result(pixels, trained["net"] if self.warm_start else None)
+                if self.warm_start and tile.index > 0:  # only the last finished tile's weights are needed
+                    self.run.tile(tile.index - 1).drop_weights()
         self.weights = trained.get("net")
         return pixels, record.as_dict()
-
-
-def _checkpoint_weights(tile_run: RunFolder) -> dict | None:
-    from dip_cli.run_folder import load_checkpoint
-
-    if not tile_run.checkpoint.exists():
-        return None
-    return load_checkpoint(tile_run.checkpoint, "cpu")["fit"]["net"]
 
 
 class _TileProgress:

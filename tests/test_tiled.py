@@ -107,6 +107,8 @@ def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path, warm
         resumed, record = tiled(run=run, save_every=10)
     assert record.resumed_from >= 20  # the third tile resumed from its checkpoint
     np.testing.assert_array_equal(resumed, uninterrupted)
+    assert not list(tiles.glob("*/checkpoint.pt"))  # each result replaced its tile's checkpoint
+    assert len(list(tiles.glob("*/weights.pt"))) == int(warm_start)  # only the last tile's, to warm-start
     with RunFolder(tmp_path / "run", resume=True) as run, pytest.raises(InputError, match="other inputs"):
         restore(noisy, Identity(), settings, tile=40, run=run)  # other tiles: not resumable
 
