@@ -2,7 +2,7 @@
 
     python -m benchmarks.any_size                       # 256 px crops, 160 px tiles (2 x 2)
     python -m benchmarks.any_size --size 512 --tile 256 # the issue's setting (hours on a CPU)
-    python -m benchmarks.any_size --cases denoise jpeg --keep out/
+    python -m benchmarks.any_size --cases denoise jpeg --keep out/   # + results and border crops
 
 Cases (from ../shared/data/dip, centre crops of ``--size`` px, the photo first resized so its
 short side is ``--size``): F16 with Gaussian noise σ = 25 (``denoise``), F16 saved as JPEG
@@ -112,6 +112,21 @@ def seam_ratio(pixels: np.ndarray, borders_x: list[int], borders_y: list[int]) -
     return float(at.mean() / np.concatenate([rest_x, rest_y]).mean())
 
 
+def border_crop(
+    whole: np.ndarray, tiled: np.ndarray, xs: list[int], ys: list[int], side: int = 128
+) -> np.ndarray:
+    """The whole-image and the tiled result side by side, around the first place where tile
+    borders cross, enlarged 2x (nearest): what a seam would look like, if there were one."""
+    x, y = xs[0] if xs else whole.shape[1] // 2, ys[0] if ys else whole.shape[0] // 2
+    top = int(np.clip(y - side // 2, 0, whole.shape[0] - side))
+    left = int(np.clip(x - side // 2, 0, whole.shape[1] - side))
+    crops = [
+        p[top : top + side, left : left + side].repeat(2, axis=0).repeat(2, axis=1) for p in (whole, tiled)
+    ]
+    gap = np.ones((2 * side, 6, whole.shape[2]), np.float32)
+    return np.concatenate([crops[0], gap, crops[1]], axis=1)
+
+
 def borders(case: dict, tile: int) -> tuple[list[int], list[int]]:
     """Where tiles start and end inside the image: the lines a seam would show on."""
     settings = resolve_settings(case["task"], case.get("preset"), scale=case.get("scale"))
@@ -166,6 +181,7 @@ def main() -> None:
             args.keep.mkdir(parents=True, exist_ok=True)
             save(args.keep / f"{name}_whole.png", whole)
             save(args.keep / f"{name}_tiled_{args.tile}.png", tiled)
+            save(args.keep / f"{name}_border.png", border_crop(whole, tiled, xs, ys))
 
     setting = f"{args.size} px crops, tiles of {args.tile} px, defaults, {args.threads} threads"
     print(f"\n{setting}, one fit at a time\n")
