@@ -91,7 +91,7 @@ RayOpt = Annotated[
     typer.Option(
         metavar="ADDRESS",
         show_default=False,
-        help="Batch: run each image as a Ray task. 'local' starts Ray on this machine; 'auto' joins the running cluster (RAY_ADDRESS); 'ray://host:port' a remote one. Inputs and outputs must be on storage every node sees. Needs pip install 'dip-cli[ray]'.",
+        help="Batch: run each image as a Ray task. 'local' starts Ray on this machine; 'auto' joins the running cluster (RAY_ADDRESS); 'ray://host:port' a remote one. Inputs and outputs must be on storage every node sees. Needs pip install 'dip-cli\\[ray]'.",
     ),
 ]
 CpusPerImageOpt = Annotated[

@@ -509,3 +509,8 @@ def test_error_messages_show_brackets_in_names_verbatim(cli, tmp_path):
     bad = tmp_path / "scan[red]1.png"
     bad.write_text("not an image")
     expect_error(cli("denoise", bad), "scan[red]1.png is not an image")
+
+
+def test_help_shows_the_ray_install_hint_whole(cli):
+    code, out, _ = cli("jpeg", "--help")
+    assert code == 0 and "dip-cli[ray]" in " ".join(out.split()).replace("│", "")
