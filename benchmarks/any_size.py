@@ -63,13 +63,14 @@ def library(size: int) -> tuple[np.ndarray, np.ndarray]:
     return center_crop(pixels, size), center_crop(known, size)
 
 
-def make_case(name: str, size: int) -> dict:
-    """The observation, the clean image and what the task needs."""
+def make_case(name: str, size: int, image: str = "denoising/F16_GT.png") -> dict:
+    """The observation, the clean image and what the task needs (``image``: the photo for the
+    denoising and JPEG cases, a path under ../shared/data/dip)."""
     if name == "denoise":
-        clean = photo("denoising/F16_GT.png", size)
+        clean = photo(image, size)
         return {"task": "denoise", "clean": clean, "observed": simulate_noise(clean, 25, seed=0)}
     if name == "jpeg":
-        clean = photo("denoising/F16_GT.png", size)
+        clean = photo(image, size)
         source = encode_jpeg(clean, 10)
         return {"task": "jpeg", "clean": clean, "observed": _decode(source), "source": source}
     if name == "sr":

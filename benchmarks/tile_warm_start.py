@@ -41,8 +41,8 @@ def curves(run_dir: Path, count: int) -> list[np.ndarray]:
     return result
 
 
-def run_case(name: str, size: int, tile: int, threads: int) -> None:
-    case = make_case(name, size)
+def run_case(name: str, size: int, tile: int, threads: int, image: str) -> None:
+    case = make_case(name, size, image)
     settings = resolve_settings(case["task"], case.get("preset"), scale=case.get("scale"))
     operator = _operator(case)
     layout = plan_layout(case["observed"], operator, settings, tile)
@@ -59,7 +59,7 @@ def run_case(name: str, size: int, tile: int, threads: int) -> None:
                 "seconds": time.perf_counter() - start,
                 "curves": curves(Path(folder) / "run", len(layout)),
             }
-    print(f"\n{name}: {size} px, {len(layout)} tiles of {layout.tile} px, preset {settings.name}")
+    print(f"\n{name} {image}: {size} px, {len(layout)} tiles of {layout.tile} px, preset {settings.name}")
     fresh, warm = outcome[False], outcome[True]
     print(f"whole image: fresh {fresh['psnr']:.2f} dB ({fresh['seconds']:.0f} s), warm {warm['psnr']:.2f} dB")
     print("| tile | fresh final / best (at) | warm final / best (at) | warm reaches fresh final at |")
@@ -82,9 +82,10 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=160)
     parser.add_argument("--cases", nargs="*", default=["denoise", "jpeg"], choices=CASES)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--image", default="denoising/F16_GT.png", help="photo under ../shared/data/dip")
     args = parser.parse_args()
     for name in args.cases:
-        run_case(name, args.size, args.tile, args.threads)
+        run_case(name, args.size, args.tile, args.threads, args.image)
 
 
 if __name__ == "__main__":
