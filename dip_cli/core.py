@@ -480,27 +480,22 @@ class _TileProgress:
         self.observer, self.count, self.iters = observer, count, iters
         observer.start(f"{name} ({count} tiles)", count * iters, 0)
 
-    def skip(self, index: int) -> None:
-        pass  # the next tile's first update moves the bar past it
-
     def tile(self, index: int) -> Observer:
-        progress = self
-
-        class OneTile(Silent):
-            def update(self, status) -> None:
-                from dataclasses import replace
-
-                offset = index * progress.iters
-                progress.observer.update(
-                    replace(
-                        status, iteration=offset + status.iteration, iters=progress.count * progress.iters
-                    )
-                )
-
-        return OneTile()
+        return _OneTile(self, index)
 
     def finish(self) -> None:
         self.observer.finish()
+
+
+class _OneTile(Silent):
+    """A tile's fit reports into the bar of all tiles, offset by the tiles before it."""
+
+    def __init__(self, progress: _TileProgress, index: int) -> None:
+        self.progress, self.offset = progress, index * progress.iters
+
+    def update(self, status) -> None:
+        total = self.progress.count * self.progress.iters
+        self.progress.observer.update(replace(status, iteration=self.offset + status.iteration, iters=total))
 
 
 def _frame_size(operator, height: int, width: int) -> tuple[int, int]:

@@ -48,8 +48,9 @@ def test_a_tiled_restore_is_close_to_the_whole_image_one_and_has_no_seams(tiny):
     assert record.stop_reason == "budget" and record.iterations == 4 * 200
     gain_whole, gain_tiled = psnr(whole, clean) - psnr(noisy, clean), psnr(tiled, clean) - psnr(noisy, clean)
     # The tiny test net at a fixed budget: the tiles are not worse than the whole-image fit
-    # (here they were better: +4.6 vs +2.1 dB; a smaller problem fits its content sooner).
-    assert gain_tiled > 2.0 and gain_tiled > gain_whole - 1.0, (gain_whole, gain_tiled)
+    # (a smaller problem fits its content sooner).
+    # Here (AVX-512, 200 steps): whole +0.8, tiles +3.1 dB; the margins leave room for other CPUs.
+    assert gain_tiled > 1.5 and gain_tiled > gain_whole - 1.0, (gain_whole, gain_tiled)
     # No seams: the step between neighbouring pixels where tiles meet is like the step elsewhere.
     layout = plan_tiles(96, 96, 64, 16)
     borders = sorted(
@@ -218,7 +219,7 @@ def test_a_rotated_jpeg_is_tiled_as_stored_and_comes_back_upright(tiny):
     out, _ = restore(shown, JpegModel(rotated), fixed(tiny, 60), tile=48)
     whole, _ = restore(shown, JpegModel(rotated), fixed(tiny, 60), tile="off")
     assert out.shape == whole.shape == shown.shape
-    assert psnr(out, shown) > 20 and abs(psnr(out, whole)) > 20  # upright, like the whole-image fit
+    assert psnr(out, shown) > 20 and psnr(out, whole) > 20  # upright, like the whole-image fit
 
 
 def test_a_large_image_runs_in_tiles_within_a_memory_bound(tmp_path):
