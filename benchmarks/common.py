@@ -64,6 +64,7 @@ def run_dip(
         "best_seen": max(curve),
         "best_at": int(np.argmax(curve)) + 1,
         "stop": record.stop_reason,
+        "curve": curve,
     }
 
 

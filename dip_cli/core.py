@@ -110,8 +110,12 @@ def restore_array(
     ``tile``: ``"off"`` fits the whole image at once; an integer fits overlapping tiles of that
     side, each its own DIP problem (``restore_in_tiles``); ``"auto"`` tiles only an image whose
     whole-image fit would need more than ``MEMORY_BUDGET`` (or the device's free memory).
+    ``settings.fit.restarts`` > 1 fits the image (or each tile) that many times from independent
+    seeds and averages the outputs.
     """
     layout = plan_layout(y, operator, settings, tile, device)
+    if layout is None and settings.fit.restarts > 1:  # several fits: the parts machinery of tiles
+        layout = whole_layout(y, operator)
     if layout is not None:
         return restore_in_tiles(
             y, operator, settings, layout, seed=seed, device=device, threads=threads, reference=reference,
@@ -330,6 +334,17 @@ def plan_layout(y: np.ndarray, operator, settings: Settings, tile: str | int, de
     return plan_tiles(height, width, tile, tile_overlap(tile), multiple=operator.tile_multiple())
 
 
+def whole_layout(y: np.ndarray, operator):
+    """One tile that is the whole image (in the operator's frame): several fits of it are
+    ``restore_in_tiles``' parts, checkpointed and resumed like tiles."""
+    from dip_cli.tiles import plan_tiles
+
+    height, width = _frame_size(operator, *operator.output_size(y.shape[0], y.shape[1]))
+    multiple = operator.tile_multiple()
+    side = -(-max(height, width) // multiple) * multiple  # on the grid, so one tile covers it all
+    return plan_tiles(height, width, side, tile_overlap(side), multiple=multiple)
+
+
 def restore_in_tiles(
     y: np.ndarray,
     operator,
@@ -349,17 +364,22 @@ def restore_in_tiles(
     warm_start: bool = False,
 ) -> tuple[np.ndarray, Record]:
     """Restore overlapping tiles one after another, each its own DIP problem (its own network,
-    code z and early stop, seed ``seed + index``), and blend them with a smooth window.
+    code z and early stop), and blend them with a smooth window. With ``settings.fit.restarts``
+    = R, each tile is fitted R times and the fits' outputs are averaged; fit (part) ``p = index *
+    R + member`` has the seed ``seed + p``.
 
-    Memory is bounded by one tile's fit plus the blended image. With ``run``, each tile has its
-    own run folder (``tiles/NNNN/``): the tile in progress checkpoints and resumes, finished tiles
-    keep their output, so a killed run loses at most part of one tile. ``warm_start`` starts each
+    Memory is bounded by one tile's fit plus the blended image. With ``run``, each part has its
+    own run folder (``tiles/NNNN/``): the part in progress checkpoints and resumes, finished parts
+    keep their output, so a killed run loses at most part of one fit. ``warm_start`` starts each
     tile from the previous tile's trained weights (not its code z) instead of a fresh
     initialisation. With ``reference``, each tile's metrics carry PSNR against its part.
     """
     from dip_cli.tiles import Accumulator
 
     observer = observer or Silent()
+    restarts = settings.fit.restarts
+    if warm_start and restarts > 1:
+        raise ValueError("warm_start starts each fit from the last one: it defeats restarts > 1")
     frame_y, frame_operator, to_frame, to_display = _stored_frame(y, operator)
     for tile in layout:  # a tile that cannot be a problem of its own fails before any work
         frame_operator.crop(frame_y, *tile.box)
@@ -379,9 +399,10 @@ def restore_in_tiles(
     }
     if run is not None:
         run.write_info(run_info)
+    label = _parts_label(name, len(layout), restarts)
     tiles = _Tiles(
         frame_y, frame_operator, settings, None if reference is None else to_frame(reference),
-        _TileProgress(observer, name, len(layout), settings.fit.iters),
+        _TileProgress(observer, label, len(layout) * restarts, settings.fit.iters),
         dict(seed=seed, device=device, threads=threads, save_every=save_every),
         run, resuming, warm_start,
     )  # fmt: skip
@@ -413,20 +434,35 @@ def restore_in_tiles(
 
 def _tiled_record(records: list[dict], layout) -> Record:
     """The image's record from its tiles': work summed, PSNR vs the input averaged by area."""
+    return _combined_record(records, [t.height * t.width for t in layout], "tiles")
+
+
+def _combined_record(records: list[dict], weights: list[float], unit: str) -> Record:
+    """Several fits' records as one: work summed, the fits' MSE vs the input averaged."""
     from dip_cli.metrics import psnr_from_mse
 
-    areas = np.array([t.height * t.width for t in layout], dtype=np.float64)
-    mse = float(np.average([10 ** (-r["psnr_input"] / 10) for r in records], weights=areas))
+    mse = float(np.average([10 ** (-r["psnr_input"] / 10) for r in records], weights=weights))
     stops = [r["stop_reason"] for r in records]
-    early = stops.count("early-stop")
+    if len(set(stops)) == 1:
+        stop = stops[0]
+    else:
+        early = sum(s.startswith("early-stop") for s in stops)
+        stop = f"early-stop ({early} of {len(stops)} {unit})"
     return Record(
         iterations=sum(r["iterations"] for r in records),
         selected_iteration=sum(r["selected_iteration"] for r in records),
-        stop_reason=stops[0] if len(set(stops)) == 1 else f"early-stop ({early} of {len(stops)} tiles)",
+        stop_reason=stop,
         seconds=round(sum(r["seconds"] for r in records), 2),
         psnr_input=psnr_from_mse(mse),
         resumed_from=sum(r["resumed_from"] for r in records),
     )
+
+
+def _parts_label(name: str, tiles: int, restarts: int) -> str:
+    fits = f"{restarts} fits" if restarts > 1 else ""
+    if tiles == 1:
+        return f"{name} ({fits})"
+    return f"{name} ({tiles} tiles{' × ' + fits if fits else ''})"
 
 
 @dataclass
@@ -445,8 +481,24 @@ class _Tiles:
     weights: dict | None = None  # the last finished tile's trained weights (warm start)
 
     def restore(self, tile) -> tuple[np.ndarray, dict]:
-        """A resumed run's finished tile as it was; otherwise a fit (resumed if it had begun)."""
-        tile_run = self.run.tile(tile.index) if self.run is not None else None
+        """The tile: the mean of its ``restarts`` fits (one fit: that fit's output)."""
+        restarts = self.settings.fit.restarts
+        if restarts == 1:
+            return self.fit(tile, tile.index)
+        outputs, records = zip(
+            *(self.fit(tile, tile.index * restarts + m) for m in range(restarts)), strict=True
+        )
+        mean = np.mean(np.stack(outputs), axis=0, dtype=np.float64).astype(np.float32)
+        return mean, _combined_record(list(records), [1.0] * restarts, "fits").as_dict()
+
+    def part_name(self, tile, part: int) -> str:
+        restarts = self.settings.fit.restarts
+        return f"tile {tile.index}" if restarts == 1 else f"tile {tile.index}, fit {part % restarts + 1}"
+
+    def fit(self, tile, part: int) -> tuple[np.ndarray, dict]:
+        """One fit of ``tile`` (seed ``seed + part``): a resumed run's finished part as it was;
+        otherwise a fit (resumed if it had begun)."""
+        tile_run = self.run.tile(part) if self.run is not None else None
         if tile_run is not None and self.resuming:
             done = tile_run.load_result()
             if done is not None:
@@ -458,17 +510,17 @@ class _Tiles:
         trained: dict = {}
         with tile_run if tile_run is not None else contextlib.nullcontext():  # its lock, however it ends
             pixels, record = _restore_whole(
-                y_tile, operator_tile, self.settings, seed=self.options["seed"] + tile.index,
+                y_tile, operator_tile, self.settings, seed=self.options["seed"] + part,
                 device=self.options["device"], threads=self.options["threads"], reference=reference,
                 baseline=None, run=tile_run, save_every=self.options["save_every"],
-                observer=self.progress.tile(tile.index), on_snapshot=None, name=f"tile {tile.index}",
+                observer=self.progress.tile(part), on_snapshot=None, name=self.part_name(tile, part),
                 info={"tile": list(tile.box)}, initial_weights=self.weights if self.warm_start else None,
                 trained=trained, snapshots=False,
             )  # fmt: skip
             if tile_run is not None:  # the result replaces the tile's checkpoint (tens of MB each)
                 tile_run.save_result(pixels, trained["net"] if self.warm_start else None)
-                if self.warm_start and tile.index > 0:  # only the last finished tile's weights are needed
-                    self.run.tile(tile.index - 1).drop_weights()
+                if self.warm_start and part > 0:  # only the last finished tile's weights are needed
+                    self.run.tile(part - 1).drop_weights()
         self.weights = trained.get("net")
         return pixels, record.as_dict()
 

@@ -8,7 +8,7 @@ exactly the shape of a preset file, so a run folder's settings can be copied int
     description = "..."
     [network]  kind = "skip" (any registered network) and that builder's options
     [input]    kind ("noise" | "meshgrid"), depth
-    [fit]      iters, lr, reg_noise_std, ema (0 = off)
+    [fit]      iters, lr, reg_noise_std, ema (0 = off), restarts (independent fits averaged)
     [stop]     rule ("auto" | "fixed"), window, patience, warmup
 
 Unknown keys are errors, so a typo never silently falls back to a default. The network's
@@ -50,6 +50,9 @@ class FitSettings:
     lr: float = 0.01
     reg_noise_std: float = 1 / 30
     ema: float = 0.99
+    # Independently seeded fits (seed, seed + 1, ...) whose outputs are averaged: their errors
+    # are partly independent, so the mean is closer to the truth; each costs a whole fit.
+    restarts: int = 1
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,7 @@ def validate(s: Settings) -> None:
         (_is_num(f.lr) and f.lr > 0, f"lr must be > 0, got {f.lr!r}"),
         (_is_num(f.reg_noise_std) and f.reg_noise_std >= 0, "reg_noise_std must be >= 0"),
         (_is_num(f.ema) and 0 <= f.ema < 1, f"ema must be in [0, 1), got {f.ema!r}"),
+        (_is_int(f.restarts) and f.restarts >= 1, f"restarts must be an integer >= 1, got {f.restarts!r}"),
         (st.rule in STOP_RULES, f"stop rule must be one of {', '.join(STOP_RULES)}, got {st.rule!r}"),
         (_is_int(st.window) and st.window >= 2, "stop window must be an integer >= 2"),
         (_is_int(st.patience) and st.patience >= 1, "stop patience must be an integer >= 1"),

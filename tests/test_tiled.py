@@ -241,3 +241,47 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, record.iteratio
     peak, iterations = map(int, done.stdout.split())
     assert iterations == 12  # it ran in 3 x 4 tiles, one step each
     assert peak < 2 * 2**30, f"peak RSS {peak / 2**30:.2f} GiB"
+
+
+def with_restarts(settings, restarts: int):
+    from dataclasses import replace
+
+    return replace(settings, fit=replace(settings.fit, restarts=restarts))
+
+
+def test_restarts_average_independently_seeded_fits(tiny):
+    noisy = simulate_noise(real_crop("coffee", 48), 25, seed=2)
+    settings = fixed(tiny, 20)
+    fits = [restore(noisy, Identity(), settings, tile="off", seed=s)[0] for s in (5, 6, 7)]
+    statuses = []
+    mean, record = restore(
+        noisy, Identity(), with_restarts(settings, 3), seed=5, observer=CallbackObserver(statuses.append)
+    )
+    np.testing.assert_allclose(mean, np.mean(fits, axis=0), atol=1e-6)
+    assert record.iterations == 3 * 20 and record.stop_reason == "budget"
+    assert [s.iteration for s in statuses] == sorted(s.iteration for s in statuses)  # one bar, 3 fits
+    assert statuses[-1].iteration == statuses[-1].iters == 60
+
+
+def test_restarts_compose_with_tiles_and_resume_after_a_kill(tiny, tmp_path):
+    noisy = simulate_noise(real_crop("coffee", 80), 25, seed=1)
+    settings = with_restarts(fixed(tiny, 20), 2)
+    uninterrupted, record = restore(noisy, Identity(), settings, tile=48)  # 2 x 2 tiles x 2 fits
+    assert record.iterations == 8 * 20
+
+    sent = []
+
+    def ctrl_c_in_the_second_fit_of_tile_1(status):
+        if status.iteration >= 3 * 20 + 12 and not sent:  # the bar counts every fit of every tile
+            sent.append(status.iteration)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with RunFolder(tmp_path / "run") as run, pytest.raises(Interrupted):
+        restore(noisy, Identity(), settings, tile=48, run=run, save_every=10,
+                observer=CallbackObserver(ctrl_c_in_the_second_fit_of_tile_1))  # fmt: skip
+    parts = tmp_path / "run" / "tiles"
+    assert sorted(p.parent.name for p in parts.glob("*/result.npy")) == ["0000", "0001", "0002"]
+    with RunFolder(tmp_path / "run", resume=True) as run:
+        resumed, record = restore(noisy, Identity(), settings, tile=48, run=run, save_every=10)
+    assert record.resumed_from >= 10
+    np.testing.assert_array_equal(resumed, uninterrupted)
