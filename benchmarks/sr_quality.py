@@ -76,9 +76,8 @@ def downscale(clean: np.ndarray, factor: int, kernel: str) -> np.ndarray:
         return simulate_downscale(clean, factor)
     from PIL import Image
 
-    method = {"bicubic": Image.Resampling.BICUBIC, "lanczos3": Image.Resampling.LANCZOS, "area": Image.Resampling.BOX}[
-        kernel
-    ]
+    resampling = Image.Resampling
+    method = {"bicubic": resampling.BICUBIC, "lanczos3": resampling.LANCZOS, "area": resampling.BOX}[kernel]
     h, w = clean.shape[0] // factor, clean.shape[1] // factor
     channels = [
         np.asarray(Image.fromarray(clean[..., c].astype(np.float32)).resize((w, h), method))
@@ -110,7 +109,7 @@ def measure(name: str, kernel: str, scale: int, size: int, preset: str | None, i
     }
     print(
         f"{name} x{scale} {kernel}: bicubic {row['bicubic']:.2f}, dip {dip['psnr']:.2f} "
-        f"(best seen {dip['best_seen']:.2f} at {dip['best_at']}/{dip['iterations']}, {dip['seconds']:.0f} s); "
+        f"(best {dip['best_seen']:.2f} at {dip['best_at']}/{dip['iterations']}, {dip['seconds']:.0f} s); "
         + ", ".join(f"{k}: {v:.2f}" for k, v in row["at"].items()),
         file=sys.stderr,
         flush=True,
