@@ -36,6 +36,7 @@ def run_dip(
     scale: int | None = None,
     source: bytes | None = None,
     seed: int = 0,
+    threads: int | None = None,
 ) -> dict:
     """Restore ``observed`` with dip's core (arrays, no files); score the 8-bit result a user
     would save against ``clean``. ``source``: the JPEG file ``observed`` was decoded from
@@ -51,6 +52,7 @@ def run_dip(
         source=source,
         reference=clean,
         seed=seed,
+        threads=threads,
     )
     seconds = time.perf_counter() - start
     saved = as_saved(restored.pixels)

@@ -374,9 +374,11 @@ def denoise(
 ) -> None:
     """Remove noise from a photo.
 
-    The network reproduces the image before the noise; dip stops automatically (ES-WMV) when its outputs settle, and saves the smoothed output. Examples:
+    The network reproduces the image before the noise; dip stops automatically (ES-WMV) when its outputs settle, and saves the smoothed output. Good at noise of unknown level or kind: dip needs no noise model. For Gaussian noise of a known level, CBM3D (the bm3d package) is still somewhat better and far faster; --preset denoise-avg3 (three fits averaged) comes within 0.5 dB of it at three times the time. Examples:
 
         dip denoise photo.jpg                 # -> photo.restored.png
+
+        dip denoise photo.jpg --preset denoise-avg3
 
         dip denoise photo.jpg --reference clean.png --json
     """
@@ -432,7 +434,7 @@ def jpeg(
 ) -> None:
     """Remove JPEG artifacts (blocks, ringing) from a compressed photo.
 
-    For a JPEG file dip reads what the file holds (its DCT coefficients, quantization tables and chroma subsampling) and fits the network so that its output, compressed the way the file was, gives those coefficients; chroma is compared at its stored resolution, and the result is finally moved into the file's quantization box. A PNG of a decoded JPEG is fitted pixel by pixel instead (less gain; dip says so). Examples:
+    Good at heavily compressed photos (quality 10-30), where blocks and ringing are what you see. For a JPEG file dip reads what the file holds (its DCT coefficients, quantization tables and chroma subsampling) and fits the network so that its output, compressed the way the file was, gives those coefficients; chroma is compared at its stored resolution, and the result is finally moved into the file's quantization box. A PNG of a decoded JPEG is fitted pixel by pixel instead (less gain; dip says so). Examples:
 
         dip jpeg scan.jpg -o scan.clean.png
 
@@ -498,7 +500,7 @@ def inpaint(
 ) -> None:
     """Fill in missing pixels (text, scratches, holes) marked by a mask.
 
-    The loss sees only the kept pixels; the network's structure invents the rest. Kept pixels are copied to the output unchanged. Example:
+    The loss sees only the kept pixels; the network's structure invents the rest. Kept pixels are copied to the output unchanged. Good at text, scratches and scattered missing pixels (well above biharmonic inpainting); large holes come out smooth and plausible rather than detailed. Example:
 
         dip inpaint photo.png --mask scratches.png
     """
@@ -563,7 +565,7 @@ def sr(
 ) -> None:
     """Super-resolve an image: the output is SCALE times larger.
 
-    The network's output, passed through a fixed Lanczos antialiasing downsampler, is fitted to the input; the network's structure supplies the missing detail. Presets sr4 (default) and sr8 (used for --scale 8), and the paper's sr4-paper / sr8-paper. Example:
+    The network's output, passed through a fixed Lanczos antialiasing downsampler, is fitted to the input; the network's structure supplies the missing detail. Good at edges, lines and smooth shading, well above bicubic there; it cannot bring back texture finer than the input's pixels (fur, fine stripes), where it is only level with bicubic. Presets sr4 (default) and sr8 (used for --scale 8), and the paper's sr4-paper / sr8-paper. Example:
 
         dip sr small.png --scale 4            # -> small.restored.png, 4x the size
     """
@@ -612,6 +614,7 @@ def presets() -> None:
             f"{p.network.kind}: {options}\n"
             f"z: {p.input.kind} x{p.input.depth}; {p.fit.iters} it, lr {p.fit.lr:g}, "
             f"EMA {p.fit.ema:g}; stop {p.stop.rule}"
+            + (f"; {p.fit.restarts} fits averaged" if p.fit.restarts > 1 else "")
         )
         table.add_row(f"{p.name}\n({p.task})", settings, p.description)
     stdout.print(table)

@@ -514,3 +514,21 @@ def test_error_messages_show_brackets_in_names_verbatim(cli, tmp_path):
 def test_help_shows_the_ray_install_hint_whole(cli):
     code, out, _ = cli("jpeg", "--help")
     assert code == 0 and "dip-cli[ray]" in " ".join(out.split()).replace("│", "")
+
+
+def test_a_preset_with_restarts_averages_its_fits_and_records_each(cli, tmp_path, noisy_image):
+    noisy, clean = noisy_image
+    preset = tmp_path / "two.toml"
+    preset.write_text(
+        TINY_PRESET.replace("ema = 0.9", "ema = 0.9\nrestarts = 2").replace("iters = 30", "iters = 12")
+    )
+    args = ("denoise", noisy, "--preset", preset, "--reference", clean, "--json", "-q", "--threads", "1")
+    code, out, err = cli(*args, "--stop", "fixed")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["iterations"] == 2 * 12 and result["psnr_reference"] > 0
+    run_dir = noisy.with_name("noisy.dip")
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "finished" and info["settings"]["fit"]["restarts"] == 2
+    assert [r["iterations"] for r in info["tile_results"]] == [24]  # one tile: the whole image, two fits
+    assert sorted(p.parent.name for p in (run_dir / "tiles").glob("*/result.npy")) == ["0000", "0001"]

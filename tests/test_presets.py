@@ -43,10 +43,12 @@ def test_every_builtin_preset_loads_and_each_task_has_a_default_and_a_paper_pres
             {"network.channels_skip": [128] * 5, "network.upsample": "nearest", "fit.iters": 6000},
         ),
         ("inpaint-hole-paper", {"network.kind": "hourglass", "input.kind": "meshgrid", "input.depth": 2}),
+        ("denoise-avg3", {"fit.restarts": 3, "network.channels_down": [32] * 5, "stop.rule": "auto"}),
+        ("sr4", {"fit.ema": 0.99, "fit.restarts": 1}),
         ("inpaint-pixels-paper", {"fit.lr": 0.001, "fit.iters": 11000}),
     ],
 )
-def test_paper_presets_match_the_paper(name, expected):
+def test_presets_hold_their_documented_settings(name, expected):
     settings = load_preset(name).as_dict()
     for key, value in expected.items():
         table, entry = key.split(".")
@@ -67,6 +69,7 @@ def test_unknown_preset_lists_the_builtins():
         ("[fit]\niters = 3", "missing 'task'"),
         ('task = "denoise"\n[fit]\nlr = -1', "lr must be > 0"),
         ('task = "denoise"\n[fit]\nema = 1.5', "ema must be in"),
+        ('task = "denoise"\n[fit]\nrestarts = 0', "restarts must be an integer >= 1"),
         ('task = "denoise"\n[input]\nkind = "meshgrid"\ndepth = 4', "meshgrid input has depth 2"),
         ('task = "denoise"\n[wat]\nx = 1', "unknown table \\[wat\\]"),
         ("task = ", "not valid TOML"),
