@@ -63,8 +63,9 @@ def run_dip(
         "seconds": seconds,
         "iterations": record.iterations,
         "selected": record.selected_iteration,
-        "best_seen": max(curve),
-        "best_at": int(np.argmax(curve)) + 1,
+        # several fits (tiles, restarts) have no single curve
+        "best_seen": max(curve) if curve else float("nan"),
+        "best_at": int(np.argmax(curve)) + 1 if curve else 0,
         "stop": record.stop_reason,
         "curve": curve,
     }
