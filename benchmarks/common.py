@@ -154,3 +154,16 @@ def bicubic(low: np.ndarray, scale: int) -> np.ndarray:
         for c in range(low.shape[2])
     ]
     return np.clip(np.stack(channels, axis=2), 0, 1).astype(np.float32)
+
+
+def measure_all(measure, cases: list[tuple], extra: tuple, jobs: int) -> list:
+    """``measure(*case, *extra, threads)`` for every case: one at a time with dip's default
+    threads, or in ``jobs`` processes at once with one thread each (never more threads than cores)."""
+    if jobs <= 1:
+        return [measure(*case, *extra, None) for case in cases]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    columns = [list(column) for column in zip(*cases, strict=True)] + [[x] * len(cases) for x in (*extra, 1)]
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(measure, *columns))

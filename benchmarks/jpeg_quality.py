@@ -21,7 +21,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from benchmarks.common import DATA, as_saved
+from benchmarks.common import DATA, as_saved, measure_all
 from dip_cli.io import decode_image, load_image
 from dip_cli.metrics import psnr, ssim
 from dip_cli.tasks import resolve_settings, restore_picture
@@ -146,16 +146,7 @@ def main() -> None:
     size, iters = (48, 20) if args.quick else (args.size, None)
     images = args.images[:2] if args.quick else args.images
     cases = [(n, q, m) for n in images for q in args.qualities for m in args.subsampling]
-    if args.jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            rows = list(
-                pool.map(measure, *zip(*cases, strict=True), *[[x] * len(cases) for x in (size, iters, 1)])
-            )
-    else:
-        rows = [measure(n, q, m, size, iters, None) for n, q, m in cases]
+    rows = measure_all(measure, cases, (size, iters), args.jobs)
     print_tables(rows, size)
     print("\n| image | quality | chroma | no box: at half the budget | at the end | best seen (iteration) |")
     print("|---|---|---|---|---|---|")

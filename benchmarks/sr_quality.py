@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from benchmarks.common import DATA, as_saved, bicubic, center_crop, run_dip
+from benchmarks.common import DATA, as_saved, bicubic, center_crop, measure_all, run_dip
 from dip_cli.io import load_image
 from dip_cli.metrics import psnr, ssim
 from dip_cli.operators import simulate_downscale
@@ -144,15 +144,7 @@ def main() -> None:
     size, iters = (48, 20) if args.quick else (args.size, args.iters)
     images = args.images[:2] if args.quick else args.images
     cases = [(n, k, s) for s in args.scales for k in args.kernels for n in images]
-    extra = [size, args.preset, iters, 1 if args.jobs > 1 else None]
-    if args.jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            rows = list(pool.map(measure, *zip(*cases, strict=True), *[[x] * len(cases) for x in extra]))
-    else:
-        rows = [measure(*case, *extra) for case in cases]
+    rows = measure_all(measure, cases, (size, args.preset, iters), args.jobs)
     print_tables(rows, size)
 
 
