@@ -161,7 +161,7 @@ def sr(
     image : ndarray
         As for ``denoise``.
     scale : {2, 4, 8}
-        The upscaling factor. The default preset is ``sr4`` (``sr8`` for 8).
+        The upscaling factor. The default preset is ``sr4`` (``sr2`` for 2, ``sr8`` for 8).
     preset, iters, stop, seed, device, threads, run, progress, tile
         See the module's documentation.
 

@@ -565,7 +565,7 @@ def sr(
 ) -> None:
     """Super-resolve an image: the output is SCALE times larger.
 
-    The network's output, passed through a fixed Lanczos antialiasing downsampler, is fitted to the input; the network's structure supplies the missing detail. Good at edges, lines and smooth shading, well above bicubic there; it cannot bring back texture finer than the input's pixels (fur, fine stripes), where it is only level with bicubic. Presets sr4 (default) and sr8 (used for --scale 8), and the paper's sr4-paper / sr8-paper. Example:
+    The network's output, passed through a fixed Lanczos antialiasing downsampler, is fitted to the input; the network's structure supplies the missing detail. Good at edges, lines and smooth shading, well above bicubic there; it cannot bring back texture finer than the input's pixels (fur, fine stripes), where it is only level with bicubic. Presets sr4 (default), sr2 and sr8 (used for --scale 2 and 8), and the paper's sr4-paper / sr8-paper. Example:
 
         dip sr small.png --scale 4            # -> small.restored.png, 4x the size
     """

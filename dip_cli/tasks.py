@@ -80,13 +80,16 @@ def _as_observed(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return pixels
 
 
+#: Each scale's default preset (x2 fits four times the low-res pixels of x4: a longer budget).
+SR_PRESETS = {2: "sr2", 4: "sr4", 8: "sr8"}
+
 TASKS: dict[str, Task] = {
     "denoise": Task("denoise", lambda scale: "denoise", _identity, _as_observed),
     "jpeg": Task("jpeg", lambda scale: "jpeg", _jpeg_file, _as_observed),
     "inpaint": Task("inpaint", lambda scale: "inpaint", _mask, _as_observed),
     # For super-resolution "the input" a user already has is its bicubic upscale.
     "sr": Task(
-        "sr", lambda scale: "sr8" if scale == 8 else "sr4", _downsample, lambda y, size: upscale(y, size)
+        "sr", lambda scale: SR_PRESETS.get(scale, "sr4"), _downsample, lambda y, size: upscale(y, size)
     ),
 }
 

@@ -45,6 +45,7 @@ def test_every_builtin_preset_loads_and_each_task_has_a_default_and_a_paper_pres
         ("inpaint-hole-paper", {"network.kind": "hourglass", "input.kind": "meshgrid", "input.depth": 2}),
         ("denoise-avg3", {"fit.restarts": 3, "network.channels_down": [32] * 5, "stop.rule": "auto"}),
         ("sr4", {"fit.ema": 0.99, "fit.restarts": 1}),
+        ("sr2", {"fit.ema": 0.99, "fit.iters": 4000}),
         ("inpaint-pixels-paper", {"fit.lr": 0.001, "fit.iters": 11000}),
     ],
 )
@@ -117,3 +118,9 @@ def test_every_builtin_preset_builds_its_network(name):
 
     net, _ = build_network_for(load_preset(name), 3)
     assert sum(p.numel() for p in net.parameters()) > 0
+
+
+def test_each_super_resolution_scale_gets_its_default_preset():
+    from dip_cli.tasks import resolve_settings
+
+    assert [resolve_settings("sr", scale=s).name for s in (2, 4, 8)] == ["sr2", "sr4", "sr8"]
