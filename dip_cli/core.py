@@ -530,7 +530,7 @@ class _TileProgress:
 
     def __init__(self, observer: Observer, name: str, count: int, iters: int) -> None:
         self.observer, self.count, self.iters = observer, count, iters
-        observer.start(f"{name} ({count} tiles)", count * iters, 0)
+        observer.start(name, count * iters, 0)  # name: the image and its parts (_parts_label)
 
     def tile(self, index: int) -> Observer:
         return _OneTile(self, index)

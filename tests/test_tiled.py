@@ -253,10 +253,16 @@ def test_restarts_average_independently_seeded_fits(tiny):
     noisy = simulate_noise(real_crop("coffee", 48), 25, seed=2)
     settings = fixed(tiny, 20)
     fits = [restore(noisy, Identity(), settings, tile="off", seed=s)[0] for s in (5, 6, 7)]
-    statuses = []
+    statuses, names = [], []
+
+    class Recording(CallbackObserver):
+        def start(self, name: str, total: int, done: int) -> None:
+            names.append(name)
+
     mean, record = restore(
-        noisy, Identity(), with_restarts(settings, 3), seed=5, observer=CallbackObserver(statuses.append)
+        noisy, Identity(), with_restarts(settings, 3), seed=5, observer=Recording(statuses.append)
     )
+    assert names == ["image (3 fits)"]  # one bar, labelled once
     np.testing.assert_allclose(mean, np.mean(fits, axis=0), atol=1e-6)
     assert record.iterations == 3 * 20 and record.stop_reason == "budget"
     assert [s.iteration for s in statuses] == sorted(s.iteration for s in statuses)  # one bar, 3 fits
