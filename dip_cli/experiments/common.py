@@ -186,32 +186,37 @@ def fit_image(
     seed: int,
     device: str,
     threads: int | None = None,
+    input_kind: str = "noise",
     input_depth: int = 32,
+    operator=None,
     reference: np.ndarray | None = None,
     on_snapshot: Callable[[int, np.ndarray], None] | None = None,
     snapshot_every: int = 0,
     progress: Progress | None = None,
     label: str = "",
 ) -> list[dict]:
-    """Fit network ``kind`` to ``target`` (identity operator, fixed budget) through dip's core.
+    """Fit network ``kind`` to ``target`` (fixed budget) through dip's core.
 
-    Returns the loop's per-iteration rows (loss, psnr_reference vs ``reference``...). The same
-    seed gives the same weights and the same code z whatever the target, so curves compare.
+    ``operator`` is what degraded the target (default: none, the identity; a ``Mask`` makes the
+    fit an inpainting). Returns the loop's per-iteration rows (loss, psnr_reference vs
+    ``reference``...). The same seed gives the same weights and the same code z whatever the
+    target, so curves compare.
     """
     from dip_cli.core import CallbackObserver, restore_array
-    from dip_cli.operators import Identity
+    from dip_cli.operators import Identity, Mask
 
+    operator = operator if operator is not None else Identity()
     settings = Settings(
-        task="denoise",
+        task="inpaint" if isinstance(operator, Mask) else "denoise",
         network=NetworkSettings(kind, dict(options)),
-        input=InputSettings("noise", input_depth),
+        input=InputSettings(input_kind, input_depth),
         fit=fit,
         stop=StopSettings(rule="fixed"),
         name=f"experiment network {kind}",
     )
     _, record = restore_array(
         target,
-        Identity(),
+        operator,
         settings,
         seed=seed,
         device=device,

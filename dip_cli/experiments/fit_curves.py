@@ -8,6 +8,16 @@ EMA: FVU is of the raw output). The control is a per-pixel MLP of 1x1 convolutio
 prior, so it should fit the image and its permutation at the same speed. The control gets no
 jitter: jitter of 1/30 is as large as the spread of the code U(0, 0.1), which leaves a model
 that sees one pixel's code nothing to fit (measured: FVU 0.89 on both after 600 iterations).
+It is fitted to the image and its permutation only: that is the comparison it controls.
+
+Size: 128 px and the 5x32 skip net give 3.0 weights per image value, as the paper's 5x128 net
+(2.2 M weights) on a 512 px colour image does (2.8); a CPU cannot run the paper's own size.
+
+Verdicts state the paper's claim, "naturally-looking images result in much faster convergence,
+whereas noise is rejected", as ratios: iterations to converge (FVU 0.1, 90% of the variance
+explained) on the permuted pixels and on uniform noise over those on the image, at least 5x
+("much faster": half a decade on the paper's log axis). Thresholds were fixed before the runs
+reported in the README. Absolute FVUs are figures, not verdicts.
 """
 
 from __future__ import annotations
@@ -41,12 +51,12 @@ NETWORKS = {
     "pixel-mlp": ("pixel-mlp", {"channels": 64, "layers": 4}),
 }
 CONTROL_JITTER = 0.0  # see the module's docstring
+CONTROL_TARGETS = ("image", "shuffled")
 SIGMA = 25
-FAST_FVU = 0.1  # "fits": the image within FAST_ITERS
-FAST_ITERS = 600
-RESIST_FVU = 0.8  # shuffled and noise still above this at FAST_ITERS
-HALF_FVU = 0.5  # the level at which speeds are compared
-SLOWDOWN = 10.0  # shuffled at least this many times slower than the image to HALF_FVU
+CONVERGED_FVU = 0.1  # "converged": 90% of the target's variance explained
+MUCH_FASTER = 5.0  # shuffled and noise take at least this many times the image's iterations
+CHECKPOINT = 600  # absolute FVUs reported (as figures) at this iteration
+HALF_FVU = 0.5  # the level at which the control's speeds are compared
 CONTROL_RATIO = (0.7, 1.5)  # the pixel MLP: shuffled / image iterations to HALF_FVU
 PEAK_GAIN_DB = 3.0  # noisy target: best PSNR vs the clean image above the noisy input
 FALL_DB = 1.0  # ... and then falls this far by the end of the run
@@ -56,8 +66,8 @@ COLUMNS = ("network", "target", "iteration", "fvu", "psnr_clean")
 @dataclass
 class Config:
     image: str = "astronaut"
-    size: int = 64
-    iters: int = 1500
+    size: int = 128
+    iters: int = 3000
     jitter: float = 1 / 30  # sigma_p of the DIP net's input noise; 0 fits without it
     seed: int = 0
     out: Path = Path("experiments/fit-curves")
@@ -80,6 +90,8 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
     for network, (kind, net_options) in NETWORKS.items():
         jitter = cfg.jitter if network == "dip" else CONTROL_JITTER
         for target_name, target in targets.items():
+            if network == "pixel-mlp" and target_name not in CONTROL_TARGETS:
+                continue
             history = fit_image(
                 kind,
                 net_options,
@@ -143,12 +155,12 @@ def judge(rows: list[dict], noisy_input_db: float, iters: int) -> tuple[dict[str
         c = curves[network, target]
         return value_at(c["iteration"], c["fvu"], iteration)
 
-    checkpoint = min(FAST_ITERS, iters)
-    image_fast = reach("dip", "image", FAST_FVU)
-    resist = min(fvu_at("dip", "shuffled", checkpoint), fvu_at("dip", "noise", checkpoint))
-    slowdown, slowdown_note = _ratio(
-        reach("dip", "shuffled", HALF_FVU), reach("dip", "image", HALF_FVU), iters
-    )
+    checkpoint = min(CHECKPOINT, iters)
+    image_converged = reach("dip", "image", CONVERGED_FVU)
+    slower = {
+        target: _ratio(reach("dip", target, CONVERGED_FVU), image_converged, iters)
+        for target in ("shuffled", "noise")
+    }
     control, control_note = _ratio(
         reach("pixel-mlp", "shuffled", HALF_FVU), reach("pixel-mlp", "image", HALF_FVU), iters
     )
@@ -156,15 +168,12 @@ def judge(rows: list[dict], noisy_input_db: float, iters: int) -> tuple[dict[str
     peak = max(psnr_clean)
     peak_at = curves["dip", "noisy"]["iteration"][int(np.argmax(psnr_clean))]
     figures = {
-        f"DIP, image: iterations to FVU {FAST_FVU}": image_fast,
-        f"DIP, FVU at iteration {checkpoint}: image": fvu_at("dip", "image", checkpoint),
-        f"DIP, FVU at iteration {checkpoint}: noisy": fvu_at("dip", "noisy", checkpoint),
-        f"DIP, FVU at iteration {checkpoint}: shuffled": fvu_at("dip", "shuffled", checkpoint),
-        f"DIP, FVU at iteration {checkpoint}: noise": fvu_at("dip", "noise", checkpoint),
-        f"DIP, final FVU ({iters} it): shuffled": fvu_at("dip", "shuffled", iters),
-        f"DIP, final FVU ({iters} it): noise": fvu_at("dip", "noise", iters),
-        f"DIP, image: iterations to FVU {HALF_FVU}": reach("dip", "image", HALF_FVU),
-        f"DIP, shuffled: iterations to FVU {HALF_FVU}": reach("dip", "shuffled", HALF_FVU),
+        f"DIP, iterations to FVU {CONVERGED_FVU}: {target}": reach("dip", target, CONVERGED_FVU)
+        for target in TARGETS
+    }
+    figures |= {f"DIP, FVU at iteration {checkpoint}: {t}": fvu_at("dip", t, checkpoint) for t in TARGETS}
+    figures |= {f"DIP, final FVU ({iters} it): {t}": fvu_at("dip", t, iters) for t in TARGETS}
+    figures |= {
         f"pixel MLP, image: iterations to FVU {HALF_FVU}": reach("pixel-mlp", "image", HALF_FVU),
         f"pixel MLP, shuffled: iterations to FVU {HALF_FVU}": reach("pixel-mlp", "shuffled", HALF_FVU),
         "noisy target: input PSNR vs clean (dB)": noisy_input_db,
@@ -174,31 +183,18 @@ def judge(rows: list[dict], noisy_input_db: float, iters: int) -> tuple[dict[str
     }
     verdicts = [
         Verdict(
-            "image fits fast",
-            f"a natural image reaches FVU {FAST_FVU} within ~{FAST_ITERS} iterations",
-            image_fast,
-            "<=",
-            FAST_ITERS,
-            " it",
-            "never reached" if math.isinf(image_fast) else "",
-        ),
-        Verdict(
-            "noise resists",
-            f"shuffled pixels and uniform noise still have FVU >= {RESIST_FVU} at iteration {checkpoint}",
-            resist,
+            f"image faster than {label}",
+            f"'naturally-looking images result in much faster convergence': {label} take >= "
+            f"{MUCH_FASTER:g}x the image's iterations (or never) to FVU {CONVERGED_FVU}",
+            slower[target][0],
             ">=",
-            RESIST_FVU,
-            note="the lower of the two",
-        ),
-        Verdict(
-            "shuffled is slower",
-            f"permuted pixels take >= {SLOWDOWN:g}x the iterations (or never) to FVU {HALF_FVU}",
-            slowdown,
-            ">=",
-            SLOWDOWN,
+            MUCH_FASTER,
             "x",
-            slowdown_note,
-        ),
+            slower[target][1],
+        )
+        for target, label in (("shuffled", "shuffled pixels"), ("noise", "uniform noise"))
+    ]
+    verdicts += [
         Verdict(
             "control has no prior",
             f"the pixel MLP fits image and permutation equally fast (ratio to FVU {HALF_FVU})",
@@ -209,15 +205,16 @@ def judge(rows: list[dict], noisy_input_db: float, iters: int) -> tuple[dict[str
             control_note,
         ),
         Verdict(
-            "noisy: peaks above input",
-            f"fitting the noisy image, PSNR vs the clean one peaks >= {PEAK_GAIN_DB:g} dB above the input",
+            "noise rejected: peak",
+            f"'noise is rejected': fitting the noisy image, PSNR vs the clean one peaks >= "
+            f"{PEAK_GAIN_DB:g} dB above the input",
             peak - noisy_input_db,
             ">=",
             PEAK_GAIN_DB,
             " dB",
         ),
         Verdict(
-            "noisy: then falls",
+            "… at first: then falls",
             f"... then falls as the noise is fitted (our bar: >= {FALL_DB:g} dB below the peak by the end)",
             peak - psnr_clean[-1],
             ">=",

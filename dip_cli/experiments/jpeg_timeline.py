@@ -1,10 +1,19 @@
 """jpeg-timeline: fitting a JPEG, the network passes the clean image before the artifacts (DIP, Fig. 3).
 
-The image is JPEG-compressed (quality 10 by default) and a skip net (dip's 5x32 denoiser
-net) is fitted to the decoded JPEG alone; the clean original is used only to score.
-Snapshots show the output before, at and after its best PSNR against the original. The
-paper's recipe (Adam 0.01, z-jitter 1/30); no EMA, so the curve is the raw output's. The
-paper saw the blocks relearnt after 50,000 iterations; ``--jitter 0`` gets there sooner.
+The paper's caption: "the deep image prior allows to recover most of the signal while getting
+rid of halos and blockiness (after 2400 iterations) before eventually overfitting to the input
+(at 50K iterations)". The image is JPEG-compressed (quality 10, the encoder's default 4:2:0
+chroma) and fitted with the paper's JPEG notebook recipe: its small skip net (channels 8..128,
+skips [0, 0, 0, 4, 4], code depth 3), Adam 0.01, z-jitter 1/30 and the output averaged over
+iterations (EMA 0.99), which is what the curve scores. The clean original is used only to score.
+
+Two fits, the same net, code and seed:
+- "decoded pixels" (the paper's): MSE to the decoded JPEG. The verdicts are about this one.
+- "file model" (``operators.JpegModel``, what ``dip jpeg`` fits by default): MSE to the file's
+  own DCT coefficients, chroma at its stored resolution. Reported beside it as data.
+
+A CPU cannot run 50,000 iterations on a useful size, so the default is a 64 px crop (a 12 k
+value image is overfitted sooner than the paper's 0.3 Mpx) and a long budget.
 """
 
 from __future__ import annotations
@@ -28,18 +37,24 @@ from dip_cli.experiments.common import (
 )
 from dip_cli.settings import FitSettings
 
-NETWORK = ("skip", {"channels_down": (32,) * 5, "channels_skip": (4,) * 5})
+NETWORK = (
+    "skip",
+    {"channels_down": (8, 16, 32, 64, 128), "channels_skip": (0, 0, 0, 4, 4), "upsample": "bilinear"},
+)
+INPUT_DEPTH = 3
+EMA = 0.99
+LOSSES = ("decoded pixels", "file model")
 RISE_DB = 0.5  # the best output is at least this far above the JPEG (our bar; the paper shows it)
 GIVE_BACK = 0.5  # ... and by the end the run has given back at least this fraction of that gain
-SNAPSHOT_EVERY = 25
-COLUMNS = ("iteration", "loss", "psnr_clean", "psnr_jpeg")
+SNAPSHOTS = 200  # per fit, for the strip
+COLUMNS = ("fit", "iteration", "loss", "psnr_clean", "psnr_jpeg")
 
 
 @dataclass
 class Config:
     image: str = "astronaut"
-    size: int = 128  # at 64 px one 8x8 JPEG block is 1/64 of the image
-    iters: int = 3000
+    size: int = 64
+    iters: int = 16000
     quality: int = 10
     jitter: float = 1 / 30
     seed: int = 0
@@ -53,8 +68,10 @@ QUICK = {"size": 32, "iters": 50}
 
 def run(cfg: Config, progress: Progress | None = None) -> Result:
     from dip_cli.errors import InputError
+    from dip_cli.io import decode_image
+    from dip_cli.jpeg_file import read_jpeg
     from dip_cli.metrics import psnr
-    from dip_cli.operators import simulate_jpeg
+    from dip_cli.operators import JpegModel, encode_jpeg
 
     if not 1 <= cfg.quality <= 95:
         raise InputError(f"--quality must be between 1 and 95, got {cfg.quality}")
@@ -63,36 +80,45 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
     timer = Timer()
     clean = load_target(cfg.image, cfg.size)
     out = prepare_out_dir(cfg.out, cfg.image)
-    compressed = simulate_jpeg(clean, cfg.quality)
+    data = encode_jpeg(clean, cfg.quality)
+    compressed = decode_image(data).pixels
     device = setup_device(cfg.device, cfg.threads, cfg.size * cfg.size)
+    every = max(cfg.iters // SNAPSHOTS, 1)
     snapshots: dict[int, np.ndarray] = {}
-    history = fit_image(
-        *NETWORK,
-        compressed,
-        FitSettings(iters=cfg.iters, reg_noise_std=cfg.jitter, ema=0.0),
-        seed=cfg.seed,
-        device=device.type,
-        threads=cfg.threads,
-        reference=clean,
-        on_snapshot=snapshots.__setitem__,
-        snapshot_every=SNAPSHOT_EVERY,
-        progress=progress,
-        label=f"skip net → JPEG q{cfg.quality}",
-    )
-    rows = [
-        {
-            "iteration": r["iteration"],
-            "loss": r["loss"],
-            "psnr_clean": r["psnr_reference"],
-            "psnr_jpeg": r["psnr_input"],
-        }
-        for r in history
-    ]
+    rows: list[dict] = []
+    for fit in LOSSES:
+        operator = JpegModel(read_jpeg(data), project=False) if fit == "file model" else None
+        history = fit_image(
+            *NETWORK,
+            compressed,
+            FitSettings(iters=cfg.iters, reg_noise_std=cfg.jitter, ema=EMA),
+            seed=cfg.seed,
+            device=device.type,
+            threads=cfg.threads,
+            input_depth=INPUT_DEPTH,
+            operator=operator,
+            reference=clean,
+            on_snapshot=snapshots.__setitem__ if fit == LOSSES[0] else None,
+            snapshot_every=every if fit == LOSSES[0] else 0,
+            progress=progress,
+            label=f"{fit} → JPEG q{cfg.quality}",
+        )
+        rows += [
+            {
+                "fit": fit,
+                "iteration": r["iteration"],
+                "loss": r["loss"],
+                "psnr_clean": r["psnr_reference"],
+                "psnr_jpeg": r["psnr_input"],
+            }
+            for r in history
+        ]
     jpeg_db = psnr(compressed, clean)
     figures, verdicts = judge(rows, jpeg_db)
     result = Result("jpeg-timeline", _settings(cfg), figures, verdicts, rows, seconds=timer.seconds())
     result.paths["csv"] = write_csv(out / "curve.csv", rows, COLUMNS)
-    strip = snapshot_strip(snapshots, int(figures["iteration of the best"]), compressed, clean, cfg.quality)
+    best = int(figures[f"{LOSSES[0]}: iteration of the best"])
+    strip = snapshot_strip(snapshots, best, every, compressed, clean, cfg.quality)
     from dip_cli.experiments import plots
 
     result.paths["plot"] = plots.jpeg_timeline(out / "jpeg-timeline.png", rows, jpeg_db, strip)
@@ -101,31 +127,39 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
 
 
 def judge(rows: list[dict], jpeg_db: float) -> tuple[dict[str, float], list[Verdict]]:
-    db = np.array([r["psnr_clean"] for r in rows])
-    best = int(db.argmax())
-    gain = float(db[best]) - jpeg_db
-    given_back = (float(db[best]) - float(db[-1])) / gain if gain > 0 else float("nan")
-    figures = {
-        "JPEG input PSNR vs clean (dB)": jpeg_db,
-        "best output PSNR vs clean (dB)": float(db[best]),
-        "iteration of the best": rows[best]["iteration"],
-        "final output PSNR vs clean (dB)": float(db[-1]),
-        "final output PSNR vs the JPEG (dB)": rows[-1]["psnr_jpeg"],
-        "fraction of the gain given back by the end": given_back,
-    }
+    """Figures for every fit; the verdicts on the paper's (the first of ``LOSSES`` in ``rows``)."""
+    figures: dict[str, float] = {"JPEG input PSNR vs clean (dB)": jpeg_db}
+    judged: dict[str, float] = {}
+    for fit in dict.fromkeys(r.get("fit", LOSSES[0]) for r in rows):
+        curve = [r for r in rows if r.get("fit", LOSSES[0]) == fit]
+        db = np.array([r["psnr_clean"] for r in curve])
+        best = int(db.argmax())
+        gain = float(db[best]) - jpeg_db
+        given_back = (float(db[best]) - float(db[-1])) / gain if gain > 0 else float("nan")
+        figures |= {
+            f"{fit}: best PSNR vs clean (dB)": float(db[best]),
+            f"{fit}: iteration of the best": curve[best]["iteration"],
+            f"{fit}: final PSNR vs clean (dB)": float(db[-1]),
+            f"{fit}: final PSNR vs the JPEG (dB)": curve[-1]["psnr_jpeg"],
+            f"{fit}: fraction of the gain given back by the end": given_back,
+        }
+        if not judged:
+            judged = {"gain": gain, "given_back": given_back}
     verdicts = [
         Verdict(
             "rises above the JPEG",
-            f"PSNR vs the original rises above the JPEG input's (our bar: >= {RISE_DB:g} dB)",
-            gain,
+            "'recover most of the signal while getting rid of halos and blockiness': PSNR vs the "
+            f"original rises above the JPEG's (our bar: >= {RISE_DB:g} dB)",
+            judged["gain"],
             ">=",
             RISE_DB,
             " dB",
         ),
         Verdict(
             "then falls back",
-            f"then falls back toward the JPEG as the blocks are learnt (>= {GIVE_BACK:.0%} of the gain lost)",
-            given_back,
+            "'before eventually overfitting to the input': then falls back toward the JPEG as the "
+            f"blocks are learnt (>= {GIVE_BACK:.0%} of the gain lost)",
+            judged["given_back"],
             ">=",
             GIVE_BACK,
             note="fraction of the gain lost by the last iteration",
@@ -135,7 +169,12 @@ def judge(rows: list[dict], jpeg_db: float) -> tuple[dict[str, float], list[Verd
 
 
 def snapshot_strip(
-    snapshots: dict[int, np.ndarray], best: int, compressed: np.ndarray, clean: np.ndarray, quality: int
+    snapshots: dict[int, np.ndarray],
+    best: int,
+    every: int,
+    compressed: np.ndarray,
+    clean: np.ndarray,
+    quality: int,
 ) -> list[tuple[str, np.ndarray]]:
     """JPEG | an early output | the best | half-way to the end | the last | the original."""
     taken = sorted(snapshots)
@@ -145,10 +184,7 @@ def snapshot_strip(
     picked = list(dict.fromkeys(min(taken, key=lambda t, w=w: abs(t - w)) for w in wanted))
     return [
         (f"JPEG q{quality}", compressed),
-        *[
-            (f"iteration {t}" + (" (best)" if abs(t - best) < SNAPSHOT_EVERY else ""), snapshots[t])
-            for t in picked
-        ],
+        *[(f"iteration {t}" + (" (best)" if abs(t - best) < every else ""), snapshots[t]) for t in picked],
         ("original", clean),
     ]
 
@@ -157,6 +193,9 @@ def _settings(cfg: Config) -> dict:
     return {
         **cfg.__dict__,
         "network": list(NETWORK),
+        "input_depth": INPUT_DEPTH,
         "lr": FitSettings().lr,
-        "ema": 0.0,
+        "ema": EMA,
+        "fits": list(LOSSES),
+        "chroma": "4:2:0 (the encoder's default)",
     }

@@ -51,6 +51,21 @@ def architectures(path: Path, rows: Sequence[dict], input_db: float) -> Path:
     return _save(fig, path)
 
 
+def architectures_inpaint(path: Path, rows: Sequence[dict], strip: Sequence[tuple[str, np.ndarray]]) -> Path:
+    """PSNR inside the holes against iteration, one line per network, above the final fills."""
+    fig = plt.figure(figsize=(1.3 * len(strip), 4.6))
+    grid = fig.add_gridspec(2, len(strip), height_ratios=(1.3, 1))
+    curve = fig.add_subplot(grid[0, :])
+    for network in dict.fromkeys(r["network"] for r in rows):
+        its, db = _series(rows, "psnr_hole", network=network)
+        curve.plot(its, db, label=network, lw=1.3)
+    curve.set(xscale="log", xlabel="iteration", ylabel="PSNR in the holes (dB)")
+    curve.set_title("Filling large holes with different depths and architectures", fontsize=9)
+    curve.legend(fontsize=7, ncol=2)
+    _image_row(fig, grid, strip)
+    return _save(fig, path)
+
+
 def jpeg_timeline(
     path: Path,
     rows: Sequence[dict],
@@ -61,11 +76,18 @@ def jpeg_timeline(
     fig = plt.figure(figsize=(1.5 * len(strip), 4.6))
     grid = fig.add_gridspec(2, len(strip), height_ratios=(1.3, 1))
     curve = fig.add_subplot(grid[0, :])
-    its, db = _series(rows, "psnr_clean")
-    curve.plot(its, db, label="DIP output vs clean original")
+    blocks = curve.twinx()
+    for fit, colour in zip(dict.fromkeys(r["fit"] for r in rows), ("tab:blue", "tab:green"), strict=False):
+        its, db = _series(rows, "psnr_clean", fit=fit)
+        curve.plot(its, db, color=colour, label=f"{fit}: output vs clean original")
+        its, db = _series(rows, "psnr_jpeg", fit=fit)
+        blocks.plot(its, db, color=colour, ls="--", lw=0.9, label=f"{fit}: output vs the JPEG (right)")
     curve.axhline(jpeg_db, color="grey", ls=":", label="JPEG input vs clean")
-    curve.set(xscale="log", xlabel="iteration", ylabel="PSNR (dB)")
-    curve.legend(fontsize=7)
+    curve.set(xscale="log", xlabel="iteration", ylabel="PSNR vs clean (dB)")
+    blocks.set_ylabel("PSNR vs the JPEG (dB): the blocks learnt", fontsize=8)
+    lines = curve.get_legend_handles_labels()
+    more = blocks.get_legend_handles_labels()
+    curve.legend(lines[0] + more[0], lines[1] + more[1], fontsize=6, loc="lower left")
     _image_row(fig, grid, strip)
     return _save(fig, path)
 
