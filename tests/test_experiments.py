@@ -264,7 +264,7 @@ def test_architectures_bad_task_or_mask_is_exit_2(cli, tmp_path):
 
 
 def test_architectures_denoise_is_the_second_result(cli, tmp_path):
-    code, stdout, _ = cli(
+    code, _stdout, _ = cli(
         "experiment", "architectures", "--quick", "--task", "denoise", "--iters", "3", "--out", tmp_path
     )
     results = json.loads((tmp_path / "results.json").read_text())
