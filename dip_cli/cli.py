@@ -747,8 +747,8 @@ def architectures(
         Path | None,
         typer.Option(
             dir_okay=False,
-            help="Holes to fill (white = known, black = hole), cropped like the image. Default: a fixed "
-            "drawing of large strokes and blobs (22% of the image). The paper's: its library_mask.png.",
+            help="Holes to fill (white = known, black = hole), cropped like the image. Default: a fixed wide "
+            "band and blob, 26% of the image, wider than a shallow net's receptive field.",
         ),
     ] = None,
     task: Annotated[
@@ -805,7 +805,7 @@ def jpeg_timeline(
 ) -> None:
     """Fitting a JPEG, the net passes the clean image before it learns the blocks (DIP, Fig. 3).
 
-    The paper's JPEG recipe (its small skip net, jitter 1/30, EMA 0.99) fitted to the decoded JPEG only; PSNR against the clean original is tracked, and snapshots before, at and after the best are shown in a strip. Beside it, the same net fitted to the file's own DCT coefficients (dip jpeg's file model), reported as data. Defaults: 64 px, quality 10, 16000 iterations per fit.
+    The paper's JPEG recipe (its small skip net, jitter 1/30, EMA 0.99) fitted to the decoded JPEG only; PSNR against the clean original is tracked, and snapshots before, at and after the best are shown in a strip. Beside it, the same net fitted to the file's own DCT coefficients (dip jpeg's file model), reported as data. Defaults: 64 px, quality 10, 20000 iterations per fit.
     """
     _experiment(
         "jpeg-timeline",

@@ -54,7 +54,7 @@ COLUMNS = ("fit", "iteration", "loss", "psnr_clean", "psnr_jpeg")
 class Config:
     image: str = "astronaut"
     size: int = 64
-    iters: int = 16000
+    iters: int = 20000
     quality: int = 10
     jitter: float = 1 / 30
     seed: int = 0
