@@ -53,9 +53,7 @@ def architectures(path: Path, rows: Sequence[dict], input_db: float) -> Path:
 
 def architectures_inpaint(path: Path, rows: Sequence[dict], strip: Sequence[tuple[str, np.ndarray]]) -> Path:
     """PSNR inside the holes against iteration, one line per network, above the final fills."""
-    fig = plt.figure(figsize=(1.3 * len(strip), 4.6))
-    grid = fig.add_gridspec(2, len(strip), height_ratios=(1.3, 1))
-    curve = fig.add_subplot(grid[0, :])
+    fig, grid, curve = _curve_above_strip(len(strip), 1.3, 4.6)
     for network in dict.fromkeys(r["network"] for r in rows):
         its, db = _series(rows, "psnr_hole", network=network)
         curve.plot(its, db, label=network, lw=1.3)
@@ -73,9 +71,7 @@ def jpeg_timeline(
     strip: Sequence[tuple[str, np.ndarray]],
 ) -> Path:
     """The PSNR curve above a strip of snapshots (JPEG input, outputs over time, clean original)."""
-    fig = plt.figure(figsize=(1.5 * len(strip), 4.6))
-    grid = fig.add_gridspec(2, len(strip), height_ratios=(1.3, 1))
-    curve = fig.add_subplot(grid[0, :])
+    fig, grid, curve = _curve_above_strip(len(strip), 1.5, 4.6)
     blocks = curve.twinx()
     for fit, colour in zip(dict.fromkeys(r["fit"] for r in rows), ("tab:blue", "tab:green"), strict=False):
         its, db = _series(rows, "psnr_clean", fit=fit)
@@ -114,9 +110,7 @@ def random_labels(path: Path, summary: Sequence[dict], corruption: Sequence[dict
 
 def random_weights(path: Path, rows: Sequence[dict], strip: Sequence[tuple[str, np.ndarray]]) -> Path:
     """Inversion PSNR against iteration per depth, above the image and its reconstructions."""
-    fig = plt.figure(figsize=(1.25 * len(strip), 4.4))
-    grid = fig.add_gridspec(2, len(strip), height_ratios=(1.3, 1))
-    curve = fig.add_subplot(grid[0, :])
+    fig, grid, curve = _curve_above_strip(len(strip), 1.25, 4.4)
     for depth in dict.fromkeys(r["depth"] for r in rows):
         its, db = _series(rows, "psnr", depth=depth)
         curve.plot(its, db, label=f"features of conv {depth}")
@@ -125,6 +119,13 @@ def random_weights(path: Path, rows: Sequence[dict], strip: Sequence[tuple[str, 
     curve.legend(fontsize=7)
     _image_row(fig, grid, strip)
     return _save(fig, path)
+
+
+def _curve_above_strip(images: int, inches_per_image: float, height: float):
+    """A figure with a full-width curve panel above a row of ``images`` image panels."""
+    fig = plt.figure(figsize=(inches_per_image * images, height))
+    grid = fig.add_gridspec(2, images, height_ratios=(1.3, 1))
+    return fig, grid, fig.add_subplot(grid[0, :])
 
 
 def _image_row(fig, grid, strip: Sequence[tuple[str, np.ndarray]]) -> None:
