@@ -167,8 +167,6 @@ def _run_inpaint(cfg: Config, clean, known, out: Path, device, progress) -> Resu
 
     timer = Timer()
     hole = ~known
-    if clean.shape[:2] != known.shape:
-        raise InputError(f"--mask is {known.shape[::-1]} pixels, the image {clean.shape[1::-1]}")
     observed = clean * known[..., None]
     every = max(cfg.iters // SNAPSHOTS, 1)
     rows: list[dict] = []

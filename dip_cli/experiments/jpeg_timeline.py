@@ -127,11 +127,11 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
 
 
 def judge(rows: list[dict], jpeg_db: float) -> tuple[dict[str, float], list[Verdict]]:
-    """Figures for every fit; the verdicts on the paper's (the first of ``LOSSES`` in ``rows``)."""
+    """Figures for every fit; the verdicts on the first fit in ``rows`` (the paper's)."""
     figures: dict[str, float] = {"JPEG input PSNR vs clean (dB)": jpeg_db}
-    judged: dict[str, float] = {}
-    for fit in dict.fromkeys(r.get("fit", LOSSES[0]) for r in rows):
-        curve = [r for r in rows if r.get("fit", LOSSES[0]) == fit]
+    measured: dict[str, tuple[float, float]] = {}  # fit -> (gain, fraction given back)
+    for fit in dict.fromkeys(r["fit"] for r in rows):
+        curve = [r for r in rows if r["fit"] == fit]
         db = np.array([r["psnr_clean"] for r in curve])
         best = int(db.argmax())
         gain = float(db[best]) - jpeg_db
@@ -143,14 +143,14 @@ def judge(rows: list[dict], jpeg_db: float) -> tuple[dict[str, float], list[Verd
             f"{fit}: final PSNR vs the JPEG (dB)": curve[-1]["psnr_jpeg"],
             f"{fit}: fraction of the gain given back by the end": given_back,
         }
-        if not judged:
-            judged = {"gain": gain, "given_back": given_back}
+        measured[fit] = (gain, given_back)
+    gain, given_back = measured[rows[0]["fit"]]
     verdicts = [
         Verdict(
             "rises above the JPEG",
             "'recover most of the signal while getting rid of halos and blockiness': PSNR vs the "
             f"original rises above the JPEG's (our bar: >= {RISE_DB:g} dB)",
-            judged["gain"],
+            gain,
             ">=",
             RISE_DB,
             " dB",
@@ -159,7 +159,7 @@ def judge(rows: list[dict], jpeg_db: float) -> tuple[dict[str, float], list[Verd
             "then falls back",
             "'before eventually overfitting to the input': then falls back toward the JPEG as the "
             f"blocks are learnt (>= {GIVE_BACK:.0%} of the gain lost)",
-            judged["given_back"],
+            given_back,
             ">=",
             GIVE_BACK,
             note="fraction of the gain lost by the last iteration",
