@@ -59,7 +59,12 @@ def encode(clean: np.ndarray, quality: int, subsampling: str) -> bytes:
 
 
 def restore_with_file_model(
-    data: bytes, clean: np.ndarray, iters: int | None, threads: int | None = None, weighting: str = "uniform"
+    data: bytes,
+    clean: np.ndarray,
+    iters: int | None,
+    threads: int | None = None,
+    weighting: str = "uniform",
+    preset: str | None = None,
 ) -> tuple[dict, dict]:
     """One fit to the file's coefficients, scored as fitted and after the projection into the
     quantization box that ``dip jpeg`` applies (``JpegModel.finish``): the two differ only there."""
@@ -70,7 +75,7 @@ def restore_with_file_model(
     from dip_cli.operators import JpegModel
 
     jpeg = read_jpeg(data)
-    settings = resolve_settings("jpeg", iters=iters)
+    settings = resolve_settings("jpeg", preset, iters=iters)
     start = time.perf_counter()
     model = JpegModel(jpeg, project=False, weighting=weighting)
     fitted, record = restore_array(
@@ -81,16 +86,19 @@ def restore_with_file_model(
     with torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(fitted.transpose(2, 0, 1)))[None]
         projected = JpegModel(jpeg).finish(x, x)[0].permute(1, 2, 0).numpy()
-    best = int(np.argmax(curve))
-    trend = {"best_seen": curve[best], "best_at": best + 1, "at_half": curve[len(curve) // 2 - 1]}
+    if curve:
+        best = int(np.argmax(curve))
+        trend = {"best_seen": curve[best], "best_at": best + 1, "at_half": curve[len(curve) // 2 - 1]}
+    else:  # several fits averaged: the record keeps no single curve
+        trend = {"best_seen": float("nan"), "best_at": 0, "at_half": float("nan")}
     return {**score(fitted, clean, seconds), **trend}, score(projected, clean, seconds)
 
 
 def restore_with_pixel_loss(
-    data: bytes, clean: np.ndarray, iters: int | None, threads: int | None = None
+    data: bytes, clean: np.ndarray, iters: int | None, threads: int | None = None, preset: str | None = None
 ) -> dict:
     """What dip jpeg did before (and does for a PNG of a decoded JPEG): fit the decoded pixels."""
-    settings = resolve_settings("jpeg", iters=iters)
+    settings = resolve_settings("jpeg", preset, iters=iters)
     start = time.perf_counter()
     restored, _ = restore_picture("jpeg", decode_image(data), settings, threads=threads)
     return score(restored.pixels, clean, time.perf_counter() - start)
@@ -101,8 +109,18 @@ def score(pixels: np.ndarray, clean: np.ndarray, seconds: float) -> dict:
     return {"psnr": psnr(saved, clean), "ssim": ssim(saved, clean), "seconds": seconds}
 
 
-def measure(name: str, quality: int, mode: str, size: int, iters: int | None, threads: int | None) -> dict:
-    """One crop at one quality and chroma mode: the JPEG, the file model and the pixel loss."""
+def measure(
+    name: str,
+    quality: int,
+    mode: str,
+    size: int,
+    iters: int | None,
+    preset: str | None,
+    with_pixel_loss: bool,
+    threads: int | None,
+) -> dict:
+    """One crop at one quality and chroma mode: the JPEG, the file model and (unless skipped)
+    the pixel loss."""
     import warnings
 
     warnings.simplefilter("ignore")  # the pixel-loss run says it falls back; we know
@@ -116,8 +134,11 @@ def measure(name: str, quality: int, mode: str, size: int, iters: int | None, th
         "jpeg": psnr(decoded, clean),
         "jpeg_ssim": ssim(decoded, clean),
     }
-    row["fitted"], row["model"] = restore_with_file_model(data, clean, iters, threads)
-    row["pixels"] = restore_with_pixel_loss(data, clean, iters, threads)
+    row["fitted"], row["model"] = restore_with_file_model(data, clean, iters, threads, preset=preset)
+    if with_pixel_loss:
+        row["pixels"] = restore_with_pixel_loss(data, clean, iters, threads, preset)
+    else:
+        row["pixels"] = {"psnr": float("nan"), "ssim": float("nan"), "seconds": float("nan")}
     model, pixels = row["model"], row["pixels"]
     print(
         f"{name} q{quality} {mode}: JPEG {row['jpeg']:.2f}, file model {model['psnr']:.2f} "
@@ -136,6 +157,10 @@ def main() -> None:
     parser.add_argument("--images", nargs="*", default=list(SOURCES))
     parser.add_argument("--qualities", nargs="*", type=int, default=[10, 20])
     parser.add_argument("--subsampling", nargs="*", default=list(SUBSAMPLING))
+    parser.add_argument("--preset", help="a preset other than the jpeg default (e.g. jpeg-avg3)")
+    parser.add_argument(
+        "--no-pixel-loss", action="store_true", help="skip the pixel-loss fits (the column shows nan)"
+    )
     parser.add_argument(
         "--jobs",
         type=int,
@@ -146,8 +171,9 @@ def main() -> None:
     size, iters = (48, 20) if args.quick else (args.size, None)
     images = args.images[:2] if args.quick else args.images
     cases = [(n, q, m) for n in images for q in args.qualities for m in args.subsampling]
-    rows = measure_all(measure, cases, (size, iters), args.jobs)
-    print_tables(rows, size)
+    extra = (size, iters, args.preset, not args.no_pixel_loss)
+    rows = measure_all(measure, cases, extra, args.jobs)
+    print_tables(rows, size, args.preset or "jpeg")
     print("\n| image | quality | chroma | no box: at half the budget | at the end | best seen (iteration) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -158,8 +184,8 @@ def main() -> None:
         )
 
 
-def print_tables(rows: list[dict], size: int) -> None:
-    print(f"\n### dip jpeg on {size} px crops: PSNR dB / SSIM (gain over the JPEG)\n")
+def print_tables(rows: list[dict], size: int, preset: str = "jpeg") -> None:
+    print(f"\n### dip jpeg (preset {preset}) on {size} px crops: PSNR dB / SSIM (gain over the JPEG)\n")
     print(
         "| image | quality | chroma | JPEG | **file model + box (default)** | file model, no box "
         "| pixel loss (before) | seconds |"

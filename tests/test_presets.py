@@ -44,6 +44,7 @@ def test_every_builtin_preset_loads_and_each_task_has_a_default_and_a_paper_pres
         ),
         ("inpaint-hole-paper", {"network.kind": "hourglass", "input.kind": "meshgrid", "input.depth": 2}),
         ("denoise-avg3", {"fit.restarts": 3, "network.channels_down": [32] * 5, "stop.rule": "auto"}),
+        ("jpeg-avg3", {"fit.restarts": 3, "network.channels_skip": [0, 0, 0, 4, 4], "stop.rule": "fixed"}),
         ("sr4", {"fit.ema": 0.99, "fit.restarts": 1}),
         ("sr2", {"fit.ema": 0.99, "fit.iters": 4000}),
         ("inpaint-pixels-paper", {"fit.lr": 0.001, "fit.iters": 11000}),
