@@ -95,10 +95,10 @@ def restore_with_file_model(
 
 
 def restore_with_pixel_loss(
-    data: bytes, clean: np.ndarray, iters: int | None, threads: int | None = None, preset: str | None = None
+    data: bytes, clean: np.ndarray, iters: int | None, threads: int | None = None
 ) -> dict:
     """What dip jpeg did before (and does for a PNG of a decoded JPEG): fit the decoded pixels."""
-    settings = resolve_settings("jpeg", preset, iters=iters)
+    settings = resolve_settings("jpeg", iters=iters)
     start = time.perf_counter()
     restored, _ = restore_picture("jpeg", decode_image(data), settings, threads=threads)
     return score(restored.pixels, clean, time.perf_counter() - start)
@@ -135,8 +135,8 @@ def measure(
         "jpeg_ssim": ssim(decoded, clean),
     }
     row["fitted"], row["model"] = restore_with_file_model(data, clean, iters, threads, preset=preset)
-    if with_pixel_loss:
-        row["pixels"] = restore_with_pixel_loss(data, clean, iters, threads, preset)
+    if with_pixel_loss:  # always the default preset: what dip jpeg did before the file model
+        row["pixels"] = restore_with_pixel_loss(data, clean, iters, threads)
     else:
         row["pixels"] = {"psnr": float("nan"), "ssim": float("nan"), "seconds": float("nan")}
     model, pixels = row["model"], row["pixels"]
@@ -157,7 +157,9 @@ def main() -> None:
     parser.add_argument("--images", nargs="*", default=list(SOURCES))
     parser.add_argument("--qualities", nargs="*", type=int, default=[10, 20])
     parser.add_argument("--subsampling", nargs="*", default=list(SUBSAMPLING))
-    parser.add_argument("--preset", help="a preset other than the jpeg default (e.g. jpeg-avg3)")
+    parser.add_argument(
+        "--preset", help="the file model's preset (e.g. jpeg-avg3); the pixel loss keeps the default"
+    )
     parser.add_argument(
         "--no-pixel-loss", action="store_true", help="skip the pixel-loss fits (the column shows nan)"
     )
