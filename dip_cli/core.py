@@ -147,10 +147,13 @@ def _restore_whole(
     initial_weights: dict | None = None,
     trained: dict | None = None,
     snapshots: bool = True,
+    finish: bool = True,
 ) -> tuple[np.ndarray, Record]:
     """The whole image as one DIP problem (``restore_array``'s untiled path). ``initial_weights``
     replace the network's random initialisation; ``trained`` (a dict) receives its final weights;
-    ``snapshots=False`` keeps the run folder's snapshots out (tiles: hundreds of them)."""
+    ``snapshots=False`` keeps the run folder's snapshots out (tiles: hundreds of them);
+    ``finish=False`` returns the fitted image without ``operator.finish`` (several fits are
+    averaged first and finished once)."""
     import torch
 
     from dip_cli import device as devices
@@ -262,7 +265,7 @@ def _restore_whole(
     with torch.no_grad():
         image = result.image.to(torch_device)
         mse_input = float(operator.loss(image, y_t))
-        pixels = _to_pixels(operator.finish(image, y_t).clamp(0, 1))
+        pixels = _to_pixels((operator.finish(image, y_t) if finish else image).clamp(0, 1))
     record = Record(
         iterations=result.iterations,
         selected_iteration=result.selected_iteration,
@@ -481,23 +484,33 @@ class _Tiles:
     weights: dict | None = None  # the last finished tile's trained weights (warm start)
 
     def restore(self, tile) -> tuple[np.ndarray, dict]:
-        """The tile: the mean of its ``restarts`` fits (one fit: that fit's output)."""
+        """The tile: the mean of its ``restarts`` fits (one fit: that fit's output). The fits are
+        averaged as fitted and the operator's ``finish`` (a JPEG's projection into its
+        quantization box) is applied once, to the mean."""
         restarts = self.settings.fit.restarts
         if restarts == 1:
             return self.fit(tile, tile.index)
         outputs, records = zip(
-            *(self.fit(tile, tile.index * restarts + m) for m in range(restarts)), strict=True
+            *(self.fit(tile, tile.index * restarts + m, finish=False) for m in range(restarts)), strict=True
         )
         mean = np.mean(np.stack(outputs), axis=0, dtype=np.float64).astype(np.float32)
-        return mean, _combined_record(list(records), [1.0] * restarts, "fits").as_dict()
+        return self.finish(tile, mean), _combined_record(list(records), [1.0] * restarts, "fits").as_dict()
+
+    def finish(self, tile, pixels: np.ndarray) -> np.ndarray:
+        import torch
+
+        y_tile, operator_tile = self.operator.crop(self.y, *tile.box)
+        with torch.no_grad():
+            finished = operator_tile.finish(_to_tensor(pixels), _to_tensor(y_tile))
+        return _to_pixels(finished.clamp(0, 1))
 
     def part_name(self, tile, part: int) -> str:
         restarts = self.settings.fit.restarts
         return f"tile {tile.index}" if restarts == 1 else f"tile {tile.index}, fit {part % restarts + 1}"
 
-    def fit(self, tile, part: int) -> tuple[np.ndarray, dict]:
+    def fit(self, tile, part: int, finish: bool = True) -> tuple[np.ndarray, dict]:
         """One fit of ``tile`` (seed ``seed + part``): a resumed run's finished part as it was;
-        otherwise a fit (resumed if it had begun)."""
+        otherwise a fit (resumed if it had begun). ``finish=False``: without ``operator.finish``."""
         tile_run = self.run.tile(part) if self.run is not None else None
         if tile_run is not None and self.resuming:
             done = tile_run.load_result()
@@ -515,7 +528,7 @@ class _Tiles:
                 baseline=None, run=tile_run, save_every=self.options["save_every"],
                 observer=self.progress.tile(part), on_snapshot=None, name=self.part_name(tile, part),
                 info={"tile": list(tile.box)}, initial_weights=self.weights if self.warm_start else None,
-                trained=trained, snapshots=False,
+                trained=trained, snapshots=False, finish=finish,
             )  # fmt: skip
             if tile_run is not None:  # the result replaces the tile's checkpoint (tens of MB each)
                 tile_run.save_result(pixels, trained["net"] if self.warm_start else None)

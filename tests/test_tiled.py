@@ -291,3 +291,29 @@ def test_restarts_compose_with_tiles_and_resume_after_a_kill(tiny, tmp_path):
         resumed, record = restore(noisy, Identity(), settings, tile=48, run=run, save_every=10)
     assert record.resumed_from >= 10
     np.testing.assert_array_equal(resumed, uninterrupted)
+
+
+def test_restarts_on_a_jpeg_average_the_fits_then_project_the_mean_into_the_box(tiny):
+    """jpeg-avg3: the fits are averaged as fitted and the mean is projected once, so the result
+    lies in the file's quantization box (a mean of projections would be a different image)."""
+    jpeg = read_jpeg(encode_jpeg(real_crop("astronaut", 48), 10))
+    project = JpegModel(jpeg).finish
+    settings = fixed(tiny, 15)
+    shown = np.zeros((48, 48, 3), np.float32)  # the decode is not used by the file model's loss
+    fits = [restore(shown, JpegModel(jpeg, project=False), settings, tile="off", seed=s)[0] for s in (3, 4)]
+    mean = torch.from_numpy(np.mean(fits, axis=0).transpose(2, 0, 1).copy())[None]
+    expected = project(mean, mean).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+
+    averaged, record = restore(shown, JpegModel(jpeg), with_restarts(settings, 2), seed=3)
+    assert record.iterations == 2 * 15
+    np.testing.assert_allclose(averaged, expected, atol=1e-5)
+    model = JpegModel(jpeg)
+
+    def share_in_the_box(image: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(((model(image) - model.target).abs() <= model.step / 2 + 1e-4).float().mean())
+
+    # Only the final clamp to [0, 1] can leave a coefficient outside (a 15-step fit is far off).
+    in_box = share_in_the_box(torch.from_numpy(averaged.transpose(2, 0, 1).copy())[None])
+    outside, outside_before = 1 - in_box, 1 - share_in_the_box(mean)
+    assert outside < 0.05 and outside < outside_before / 3, (outside, outside_before)
