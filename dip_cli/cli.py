@@ -761,6 +761,14 @@ def architectures(
     ] = None,
     size: SizeOpt = None,
     iters: ExpItersOpt = None,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            help="Channels per level of the hourglasses (default 32; the paper's 128, with --iters 5000, "
+            "is a GPU's job). The U-Net and ResNet get the width that matches the 6-level hourglass's "
+            "parameter count.",
+        ),
+    ] = None,
     seed: ExpSeedOpt = None,
     out: OutOpt = None,
     device: DeviceOpt = Device.auto,
@@ -781,6 +789,7 @@ def architectures(
         task=task,
         size=size,
         iters=iters,
+        width=width,
         seed=seed,
         out=out,
         device=device.value,

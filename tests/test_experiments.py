@@ -263,6 +263,30 @@ def test_architectures_bad_task_or_mask_is_exit_2(cli, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("width", [8, 32, 128])
+def test_unet_and_resnet_match_the_deep_hourglass_in_size_at_any_width(width):
+    from dip_cli.experiments.architectures import _parameters, inpaint_networks
+
+    networks = inpaint_networks(width)
+    sizes = {name: _parameters(*net) for name, net in networks.items()}
+    assert networks["hourglass-6"][1]["channels_down"] == (width,) * 6
+    for name in ("unet-5", "resnet-8"):
+        assert abs(sizes[name] / sizes["hourglass-6"] - 1) < 0.12, sizes  # within 5% from width 32 on
+    assert sizes["hourglass-2"] < sizes["hourglass-4"] < sizes["hourglass-6"]
+
+
+def test_architectures_width_is_recorded_and_bad_widths_are_exit_2(cli, tmp_path):
+    args = ("experiment", "architectures", "--quick", "--width", "8", "--iters", "2")
+    code, _, _ = cli(*args, "--out", tmp_path)
+    settings = json.loads((tmp_path / "results.json").read_text())["settings"]
+    assert code == 0 and settings["width"] == 8
+    assert settings["networks"]["hourglass-6"][1]["channels_down"] == [8] * 6
+    assert set(settings["parameters"]) == {"hourglass-2", "hourglass-4", "hourglass-6", "unet-5", "resnet-8"}
+    for bad in (["--width", "2"], ["--width", "64", "--task", "denoise"]):
+        code, _, stderr = cli("experiment", "architectures", "--quick", *bad, "--out", tmp_path / "o")
+        assert code == 2 and "--width" in stderr and "Traceback" not in stderr
+
+
 def test_architectures_denoise_is_the_second_result(cli, tmp_path):
     code, _stdout, _ = cli(
         "experiment", "architectures", "--quick", "--task", "denoise", "--iters", "3", "--out", tmp_path
