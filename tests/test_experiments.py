@@ -271,7 +271,7 @@ def test_unet_and_resnet_match_the_deep_hourglass_in_size_at_any_width(width):
     sizes = {name: _parameters(*net) for name, net in networks.items()}
     assert networks["hourglass-6"][1]["channels_down"] == (width,) * 6
     for name in ("unet-5", "resnet-8"):
-        assert abs(sizes[name] / sizes["hourglass-6"] - 1) < 0.12, sizes  # within 5% from width 32 on
+        assert abs(sizes[name] / sizes["hourglass-6"] - 1) < 0.12, sizes  # under 4% at 32 and 128; 11% at 8
     assert sizes["hourglass-2"] < sizes["hourglass-4"] < sizes["hourglass-6"]
 
 

@@ -54,20 +54,21 @@ TASKS = ("inpaint", "denoise")
 # 6-level hourglass's parameter count: at 32, U-Net 29 and ResNet 34 channels give 161 k and
 # 170 k parameters against the hourglass's 166 k.
 DEFAULT_WIDTH = 32
-PAPER_WIDTH = 128
 
 
 def inpaint_networks(width: int = DEFAULT_WIDTH) -> dict[str, tuple[str, dict]]:
     """The five networks at ``width`` channels per level, U-Net and ResNet matched in size."""
-    hourglass = {"upsample": "nearest"}
-    deepest = ("hourglass", {"channels_down": (width,) * 6, **hourglass})
-    target = _parameters(*deepest)
+
+    def hourglass(depth: int) -> tuple[str, dict]:
+        return "hourglass", {"channels_down": (width,) * depth, "upsample": "nearest"}
+
+    target = _parameters(*hourglass(6))
     unet = _matched(target, lambda w: ("unet", {"channels_down": (w,) * 5, "upsample": "nearest"}), width)
     resnet = _matched(target, lambda w: ("resnet", {"channels": w, "blocks": 8}), width)
     return {
-        "hourglass-2": ("hourglass", {"channels_down": (width,) * 2, **hourglass}),
-        "hourglass-4": ("hourglass", {"channels_down": (width,) * 4, **hourglass}),
-        "hourglass-6": deepest,
+        "hourglass-2": hourglass(2),
+        "hourglass-4": hourglass(4),
+        "hourglass-6": hourglass(6),
         "unet-5": unet,
         "resnet-8": resnet,
     }
@@ -93,7 +94,6 @@ def _matched(target: int, network, width: int) -> tuple[str, dict]:
     return best
 
 
-INPAINT_NETWORKS = inpaint_networks()
 SHALLOW, DEEP = "hourglass-2", "hourglass-6"
 WITH_SKIPS = ("unet-5", "resnet-8")
 # Thresholds fixed before the first run, from the paper's words: "much better" and "highly
@@ -245,7 +245,8 @@ def _run_inpaint(cfg: Config, clean, known, out: Path, device, progress) -> Resu
     baselines = {"biharmonic (scikit-image)": psnr(classical[hole], clean[hole])}
     figures, verdicts = judge_inpaint(rows, baselines)
     figures["holes (% of the image)"] = 100 * float(hole.mean())
-    result = Result("architectures", _settings(cfg), figures, verdicts, rows, seconds=timer.seconds())
+    settings = _settings(cfg, networks)
+    result = Result("architectures", settings, figures, verdicts, rows, seconds=timer.seconds())
     result.paths["csv"] = write_csv(out / "curves.csv", rows, COLUMNS)
     from dip_cli.experiments import plots
 
@@ -388,15 +389,16 @@ def judge(rows: list[dict], input_db: float) -> tuple[dict[str, float], list[Ver
     return figures, verdicts
 
 
-def _settings(cfg: Config) -> dict:
+def _settings(cfg: Config, networks: dict | None = None) -> dict:
+    """The run's settings for results.json; ``networks``: the inpainting run's five."""
     common = {**cfg.__dict__, "size": cfg.size or DEFAULT_SIZE[cfg.task], "lr": FitSettings().lr}
     if cfg.task == "denoise":
         del common["width"]
     if cfg.task == "inpaint":
         return {
             **common,
-            "networks": {k: [kind, opts] for k, (kind, opts) in inpaint_networks(cfg.width).items()},
-            "parameters": {k: _parameters(*net) for k, net in inpaint_networks(cfg.width).items()},
+            "networks": {k: [kind, opts] for k, (kind, opts) in networks.items()},
+            "parameters": {k: _parameters(*net) for k, net in networks.items()},
             "input": "meshgrid, depth 2",
             **INPAINT_FIT,
             "mask": cfg.mask or "large_holes (fixed drawing)",
