@@ -184,7 +184,9 @@ def _restore_whole(
     if state is not None:
         z = state["z"]
     done = state["fit"]["iteration"] if state else 0
-    net, z, operator = net.to(torch_device), z.to(torch_device), operator.to(torch_device)
+    memory_format = devices.memory_format(torch_device)
+    net, z = net.to(torch_device, memory_format=memory_format), z.to(torch_device, memory_format=memory_format)
+    operator = operator.to(torch_device)
     y_t = y_t.to(torch_device)
     problem = Problem(
         y=y_t,

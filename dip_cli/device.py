@@ -41,6 +41,17 @@ def configure(device: torch.device, threads: int | None) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def memory_format(device: torch.device) -> torch.memory_format:
+    """How the network's weights and activations are laid out on ``device``.
+
+    On the CPU, channels-last (NHWC) lets oneDNN's convolutions skip the reorders NCHW needs.
+    Measured here (2 cores, AVX-512; one fit step, forward + backward + Adam): 1.16-1.28x
+    faster at 128 px, 1.33-1.45x at 512 px and 1.47-1.64x at 1280x800 for the jpeg, denoise
+    and inpaint nets. On a GPU it is unmeasured, so the default layout stays.
+    """
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 def default_threads(pixels: int) -> int:
     """One thread for tiny images, else all cores up to 8.
 

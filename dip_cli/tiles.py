@@ -10,10 +10,12 @@ to work: the network's receptive field spans the crop, so it learns crops, not t
 The layout (``plan_tiles``), per axis:
 
 - An axis no longer than the tile gets one tile spanning it.
-- Otherwise it gets the fewest tiles of side ``tile`` whose neighbours overlap by at least
-  ``overlap``: ``k = ceil((n - overlap) / (tile - overlap))``. Every tile has the full side
-  (no sliver at the end): the first starts at 0, the last ends at the border, and the origins
-  in between are equally spaced (rounded), so the slack is spread evenly over all overlaps.
+- Otherwise it gets the fewest tiles of side at most ``tile`` whose neighbours overlap by at
+  least ``overlap``: ``k = ceil((n - overlap) / (tile - overlap))``, all of the same side, the
+  smallest with which k tiles overlap by ``overlap``: ``ceil((n + (k - 1) overlap) / k)``
+  (fitting pixels twice costs time, so overlaps are no deeper than asked). No sliver at the
+  end: the first starts at 0, the last ends at the border, and the origins in between are
+  equally spaced (rounded), so any slack is spread evenly over all overlaps.
 - With ``multiple = m`` every origin and size is a multiple of ``m``: ``tile`` is rounded down
   and ``overlap`` up to multiples of ``m``, and the image sides must be multiples of ``m``. An
   x``m`` super-resolution tile then maps to whole low-res pixels (``Tile.downscaled``); ``m = 8``
@@ -143,7 +145,8 @@ class TileLayout:
 
 
 def plan_tiles(height: int, width: int, tile: int, overlap: int, *, multiple: int = 1) -> TileLayout:
-    """Tiles of at most ``tile`` x ``tile`` covering the image, neighbours overlapping ``overlap``+.
+    """Tiles of at most ``tile`` x ``tile`` covering the image, neighbours overlapping ``overlap``+
+    (tiles are shrunk to the smallest side that still covers with that overlap).
 
     See the module docstring for the rules; ``tile`` is rounded down and ``overlap`` up to
     multiples of ``multiple``, and the layout records the rounded values.
@@ -186,8 +189,12 @@ def _axis_segments(size: int, tile: int, overlap: int, multiple: int) -> tuple[S
     # as the next whole number; the last segment then ends at the border, shorter by < multiple.
     n, t, o = -(-size // multiple), tile // multiple, overlap // multiple
     k = math.ceil((n - o) / (t - o))
+    # The smallest side with which k tiles still overlap by o: k full tiles of side t would
+    # overlap far deeper (1024 px in 512 px tiles: three overlapping by 256), and every pixel
+    # fitted twice costs a whole budget of steps.
+    t = -(-(n + (k - 1) * o) // k)
     starts = [round(i * (n - t) / (k - 1)) for i in range(k)]
-    return tuple((s * multiple, min(tile, size - s * multiple)) for s in starts)
+    return tuple((s * multiple, min(t * multiple, size - s * multiple)) for s in starts)
 
 
 def _check_sizes(tile: int, overlap: int, multiple: int) -> None:

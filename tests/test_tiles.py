@@ -57,15 +57,40 @@ def test_tiles_cover_the_image_within_bounds_aligned_and_overlapping(height, wid
         assert t.top + t.height <= height and t.left + t.width <= width
         assert 1 <= t.height <= tile and 1 <= t.width <= tile
         assert all(v % multiple == 0 for v in t.box), t
-        # Every tile is full size: the image's side when it fits in one tile, else the tile's.
-        assert t.height == (height if height <= layout.tile else layout.tile)
-        assert t.width == (width if width <= layout.tile else layout.tile)
     assert _paste(layout, lambda t: 1).min() >= 1  # every pixel covered
+    for segments, size in ((layout.row_segments, height), (layout.col_segments, width)):
+        _assert_one_side_no_deeper_than_needed(segments, size, layout)
     for segments in (layout.row_segments, layout.col_segments):
         assert all(o >= overlap for o in _segments_overlaps(segments))
         starts = [s for s, _ in segments]
         strides = np.diff(starts)
         assert len(strides) == 0 or strides.max() - strides.min() <= multiple  # equally spaced
+
+
+def _assert_one_side_no_deeper_than_needed(segments, size: int, layout: TileLayout) -> None:
+    """An axis's tiles share one side: the image's when one tile spans it, else the smallest
+    (in units of ``multiple``) with which that many tiles still overlap by the layout's overlap."""
+    m, k = layout.multiple, len(segments)
+    sides = [length for _, length in segments]
+    if k == 1:
+        assert sides == [size]
+        return
+    side = max(sides)
+    assert side % m == 0 and min(sides) > side - m  # only a partial unit at the border is shorter
+    n, s, o = -(-size // m), side // m, layout.overlap // m
+    assert k * s - (k - 1) * o >= n  # k tiles of this side cover the axis with the overlap
+    assert k * (s - 1) - (k - 1) * o < n  # one unit less would not
+    assert (k - 1) * (layout.tile // m) - (k - 2) * o < n  # and one tile fewer of the full side would not
+
+
+def test_tiles_shrink_to_the_overlap_asked_for_not_deeper():
+    """1024 px in 512 px tiles needs three per side; three of 512 would overlap by 256 px and
+    fit 2.25x the image's pixels. They shrink to 384 px (overlap 64): 1.27x."""
+    layout = plan_tiles(1024, 1024, 512, 64, multiple=16)
+    assert layout.grid == (3, 3)
+    assert {(t.height, t.width) for t in layout} == {(384, 384)}
+    assert _segments_overlaps(layout.col_segments) == [64, 64]
+    assert sum(t.height * t.width for t in layout) / 1024**2 < 1.3
 
 
 @pytest.mark.parametrize(("height", "width"), [(1, 1), (7, 13), (512, 512), (100, 512)])
@@ -84,15 +109,18 @@ def test_an_axis_no_longer_than_a_tile_gets_one_tile_spanning_it():
 def test_tile_count_of_a_12_mp_photo_by_hand():
     # 4000 wide x 3000 tall, tile 512, overlap 64: tiles advance by at most 512 - 64 = 448 px.
     # Along the width: the first tile covers 512 px and each further tile adds at most 448 more,
-    #   so k tiles need 512 + (k - 1) * 448 >= 4000, i.e. k >= 1 + 3488 / 448 = 8.79 -> 9 tiles;
-    #   the slack is spread evenly: stride (4000 - 512) / 8 = 436 exactly, overlap 512 - 436 = 76.
-    # Along the height: 512 + (k - 1) * 448 >= 3000 -> k >= 1 + 2488 / 448 = 6.55 -> 7 tiles;
-    #   stride 2488 / 6 = 414.67, rounded to 414 or 415, overlaps 97 or 98.
-    # 7 rows x 9 columns = 63 tiles.
+    #   so k tiles need 512 + (k - 1) * 448 >= 4000, i.e. k >= 1 + 3488 / 448 = 8.79 -> 9 tiles.
+    #   Nine tiles of side s overlapping by 64 cover 9 s - 8 * 64 px, so s = ceil(4512 / 9) = 502;
+    #   stride (4000 - 502) / 8 = 437.25, rounded to 437 or 438: overlaps 64 or 65.
+    # Along the height: 512 + (k - 1) * 448 >= 3000 -> k >= 1 + 2488 / 448 = 6.55 -> 7 tiles of
+    #   s = ceil(3384 / 7) = 484; stride 2516 / 6 = 419.33, rounded: overlaps 64 or 65.
+    # 7 rows x 9 columns = 63 tiles of 484 x 502.
     layout = plan_tiles(3000, 4000, 512, 64)
     assert layout.grid == (7, 9) and len(layout) == 63
-    assert [s for s, _ in layout.col_segments] == [436 * i for i in range(9)]
-    assert set(_segments_overlaps(layout.row_segments)) == {97, 98}
+    assert {(t.height, t.width) for t in layout} == {(484, 502)}
+    assert [s for s, _ in layout.col_segments] == [round(437.25 * i) for i in range(9)]
+    assert set(_segments_overlaps(layout.col_segments)) == {64, 65}
+    assert set(_segments_overlaps(layout.row_segments)) == {64, 65}
     assert plan_tiles(4000, 3000, 512, 64).grid == (9, 7)  # portrait: the same 63
 
 
