@@ -83,7 +83,12 @@ def nlm_baseline(noisy: np.ndarray, clean: np.ndarray, sigma: float) -> float:
     from skimage.restoration import denoise_nl_means
 
     result = denoise_nl_means(
-        noisy, h=0.8 * sigma / 255, sigma=sigma / 255, fast_mode=True, patch_size=5, patch_distance=6,
+        noisy,
+        h=0.8 * sigma / 255,
+        sigma=sigma / 255,
+        fast_mode=True,
+        patch_size=5,
+        patch_distance=6,
         channel_axis=-1,
     )
     return psnr(np.round(np.clip(result, 0, 1) * 255) / 255, clean)

@@ -144,6 +144,7 @@ def sr(
     image: np.ndarray,
     *,
     scale: int = 4,
+    kernel: str = "lanczos2",
     preset: str | None = None,
     iters: int | None = None,
     stop: str | None = None,
@@ -162,6 +163,10 @@ def sr(
         As for ``denoise``.
     scale : {2, 4, 8}
         The upscaling factor. The default preset is ``sr4`` (``sr2`` for 2, ``sr8`` for 8).
+    kernel : {"lanczos2", "bicubic", "lanczos3", "area"}
+        The antialiasing kernel the image was made smaller with, if known: the paper's
+        Lanczos-2 (default), or the antialiased bicubic, Lanczos-3 or area (box) resize of
+        Pillow and OpenCV. The fit compares the input with the result made smaller that way.
     preset, iters, stop, seed, device, threads, run, progress, tile
         See the module's documentation.
 
@@ -178,8 +183,11 @@ def sr(
     >>> dip_cli.sr(small, scale=2, iters=5).shape
     (24, 32, 3)
     """
+    from dip_cli.tasks import check_kernel
+
+    check_kernel(kernel)
     options = _Options(preset, iters, stop, seed, device, threads, run, progress, tile)
-    return _restore("sr", *_as_picture(image), options, scale=scale)
+    return _restore("sr", *_as_picture(image), options, scale=scale, kernel=kernel)
 
 
 def jpeg(
@@ -264,7 +272,15 @@ class _Layout:
 
 
 def _restore(
-    task: str, picture: Picture, layout: _Layout, options: _Options, *, known=None, scale=None, source=None
+    task: str,
+    picture: Picture,
+    layout: _Layout,
+    options: _Options,
+    *,
+    known=None,
+    scale=None,
+    kernel: str = "lanczos2",
+    source=None,
 ) -> np.ndarray:
     from dip_cli.run_folder import RunFolder
     from dip_cli.tasks import resolve_settings, restore_picture
@@ -279,6 +295,7 @@ def _restore(
             settings,
             known=known,
             scale=scale,
+            kernel=kernel,
             source=source,
             seed=int(options.seed),
             device=options.device,

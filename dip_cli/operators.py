@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dip_cli.settings import SR_SCALES
+from dip_cli.settings import SR_KERNELS, SR_SCALES
 
 
 class Operator(nn.Module):
@@ -96,28 +96,31 @@ class Mask(Operator):
 
 
 class Downsample(Operator):
-    """Super-resolution: y = D(x), a fixed separable Lanczos-2 antialiasing filter + stride.
+    """Super-resolution: y = D(x), a fixed separable antialiasing filter + stride.
 
-    As in the paper (a Lanczos2 kernel with phase 0.5): the kernel has 4*s taps at offsets
+    The default is the paper's (a Lanczos2 kernel with phase 0.5): 4*s taps at offsets
     (k - (4s - 1)/2) / s, so output pixel j is centred on input pixels [j*s, (j+1)*s), and
-    edge-replicated padding of 1.5*s makes the output exactly H/s x W/s. Taps sum to one,
-    so a constant image stays constant.
+    edge-replicated padding of 1.5*s makes the output exactly H/s x W/s. ``kernel`` picks
+    another of ``SR_KERNELS`` on the same grid, the way Pillow's antialiased resizes make
+    low-res images (``downscale_taps``). Taps sum to one, so a constant image stays constant.
     """
 
-    SCALES = SR_SCALES  # even factors: the 4s-tap kernel then centres exactly (odd ones would shift)
+    SCALES = SR_SCALES  # even factors: the kernels then centre exactly (odd ones would shift)
+    KERNELS = SR_KERNELS
 
-    def __init__(self, factor: int, channels: int) -> None:
+    def __init__(self, factor: int, channels: int, kernel: str = "lanczos2") -> None:
         super().__init__()
         if factor not in self.SCALES:
             raise ValueError(f"scale must be one of {self.SCALES}, got {factor}")
         self.factor = factor
         self.channels = channels
-        taps = lanczos_taps(factor)
-        kernel = torch.outer(taps, taps)
-        self.register_buffer("weight", kernel.expand(channels, 1, *kernel.shape).contiguous())
+        self.kernel = kernel
+        taps = downscale_taps(factor, kernel)
+        weight = torch.outer(taps, taps)
+        self.register_buffer("weight", weight.expand(channels, 1, *weight.shape).contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad = 3 * self.factor // 2  # kernel (4s) - stride (s), split evenly
+        pad = (self.weight.shape[-1] - self.factor) // 2  # kernel - stride, split evenly
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
         return torch.nn.functional.conv2d(padded, self.weight, stride=self.factor, groups=self.channels)
 
@@ -134,11 +137,11 @@ class Downsample(Operator):
         if top % s or left % s or height % s or width % s:
             raise ValueError(f"a x{s} super-resolution tile must lie on the {s}-pixel grid")
         return y[top // s : (top + height) // s, left // s : (left + width) // s], Downsample(
-            s, self.channels
+            s, self.channels, self.kernel
         )
 
     def extra_repr(self) -> str:
-        return f"factor={self.factor}, channels={self.channels}"
+        return f"factor={self.factor}, channels={self.channels}, kernel={self.kernel}"
 
 
 class JpegModel(Operator):
@@ -329,6 +332,29 @@ def _to_display(x: torch.Tensor, orientation: int) -> torch.Tensor:
     if orientation in (2, 3, 6, 7):
         x = x.flip(-1)
     return x
+
+
+def downscale_taps(factor: int, kernel: str = "lanczos2") -> torch.Tensor:
+    """1-D taps for downsampling by ``factor`` with one of ``SR_KERNELS``, normalised to sum 1.
+
+    As Pillow's antialiased resize computes them: the kernel stretched by ``factor`` and
+    sampled at the input pixels' centres, phase 0.5 (output pixel j centred on input pixels
+    [j*s, (j+1)*s)). ``bicubic`` is Keys' cubic with a = -0.5 (support 2), ``lanczos3``
+    Lanczos with support 3, ``area`` the mean of the s pixels under the output pixel.
+    """
+    if kernel not in SR_KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(SR_KERNELS)}, got {kernel!r}")
+    if kernel == "area":
+        return torch.full((factor,), 1.0 / factor)
+    if kernel.startswith("lanczos"):
+        return lanczos_taps(factor, int(kernel[-1]))
+    length = 4 * factor  # bicubic: support 2
+    offsets = ((torch.arange(length, dtype=torch.float64) - (length - 1) / 2) / factor).abs()
+    a = -0.5
+    near = ((a + 2) * offsets - (a + 3)) * offsets**2 + 1
+    far = ((a * offsets - 5 * a) * offsets + 8 * a) * offsets - 4 * a
+    taps = torch.where(offsets <= 1, near, torch.where(offsets < 2, far, 0.0))
+    return (taps / taps.sum()).float()
 
 
 def lanczos_taps(factor: int, support: int = 2) -> torch.Tensor:

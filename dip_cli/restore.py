@@ -17,7 +17,7 @@ from dip_cli.errors import InputError
 from dip_cli.io import Picture, check_output_path, load_image, load_mask, mask_from_alpha, save_image
 from dip_cli.run_folder import RunFolder
 from dip_cli.settings import Settings
-from dip_cli.tasks import check_settings, resolve_settings, restore_picture
+from dip_cli.tasks import check_kernel, check_settings, resolve_settings, restore_picture
 
 MASK_FROM_ALPHA = "alpha"
 
@@ -38,6 +38,7 @@ class RestoreRequest:
     mask: str | None = None  # a path, or "alpha"
     invert_mask: bool = False
     scale: int | None = None  # super-resolution factor
+    kernel: str = "lanczos2"  # the kernel the super-resolution input was made with
     reference: Path | None = None
     resume: bool = False
     overwrite: bool = False
@@ -85,6 +86,7 @@ def check_request(request: RestoreRequest) -> Settings:
     if request.save_every < 1:
         raise InputError(f"--save-every must be >= 1, got {request.save_every}")
     parse_tile(request.tile)
+    check_kernel(request.kernel)
     settings = resolve_settings(
         request.task, request.preset, iters=request.iters, stop=request.stop, scale=request.scale
     )
@@ -125,6 +127,7 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
             settings,
             known=known,
             scale=request.scale,
+            kernel=request.kernel,
             source=request.input,
             reference=reference,
             seed=request.seed,

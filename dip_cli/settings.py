@@ -27,6 +27,9 @@ from dip_cli.errors import InputError
 TASKS = ("denoise", "inpaint", "jpeg", "sr")
 STOP_RULES = ("auto", "fixed")
 SR_SCALES = (2, 4, 8)  # even factors: the Lanczos kernel then centres exactly (odd ones would shift)
+#: The antialiasing kernels a low-res image may have been made with (``dip sr --kernel``): the
+#: paper's Lanczos-2, and Pillow's / OpenCV's antialiased bicubic, Lanczos-3 and area (box) resizes.
+SR_KERNELS = ("lanczos2", "bicubic", "lanczos3", "area")
 # The networks module (which imports torch) reuses these, so validation stays torch-free.
 UPSAMPLE_MODES = ("nearest", "bilinear")
 INPUT_KINDS = ("noise", "meshgrid")

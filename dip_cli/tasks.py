@@ -20,25 +20,26 @@ from dip_cli.errors import DipWarning, InputError
 from dip_cli.io import Picture
 from dip_cli.presets import load_preset
 from dip_cli.run_folder import RunFolder
-from dip_cli.settings import SR_SCALES, STOP_RULES, Settings
+from dip_cli.settings import SR_KERNELS, SR_SCALES, STOP_RULES, Settings
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
     default_preset: Callable[[int | None], str]  # scale -> preset name
-    # (picture, known pixels, scale, the encoded file (a path or its bytes) or None) -> A
-    operator: Callable[[Picture, np.ndarray | None, int | None, Path | bytes | None], object]
+    # (picture, known pixels, scale, the encoded file (a path or its bytes) or None, the SR
+    # kernel) -> A
+    operator: Callable[[Picture, np.ndarray | None, int | None, Path | bytes | None, str], object]
     baseline: Callable[[np.ndarray, tuple[int, int]], np.ndarray]  # observation, output size -> estimate
 
 
-def _identity(picture: Picture, known, scale, source):
+def _identity(picture: Picture, known, scale, source, kernel):
     from dip_cli.operators import Identity
 
     return Identity()
 
 
-def _jpeg_file(picture: Picture, known, scale, source: Path | bytes | None):
+def _jpeg_file(picture: Picture, known, scale, source: Path | bytes | None, kernel):
     """The file's own coefficients when there is a JPEG file to read; the decoded pixels otherwise."""
     from dip_cli.jpeg_file import read_jpeg
     from dip_cli.operators import Identity, JpegModel
@@ -60,7 +61,7 @@ def _display_size(jpeg) -> tuple[int, int]:
     return (jpeg.width, jpeg.height) if rotated else (jpeg.height, jpeg.width)
 
 
-def _mask(picture: Picture, known: np.ndarray | None, scale, source):
+def _mask(picture: Picture, known: np.ndarray | None, scale, source, kernel):
     import torch
 
     from dip_cli.operators import Mask
@@ -70,10 +71,10 @@ def _mask(picture: Picture, known: np.ndarray | None, scale, source):
     return Mask(torch.from_numpy(known.astype(np.float32)))
 
 
-def _downsample(picture: Picture, known, scale: int | None, source):
+def _downsample(picture: Picture, known, scale: int | None, source, kernel: str):
     from dip_cli.operators import Downsample
 
-    return Downsample(scale, picture.channels)
+    return Downsample(scale, picture.channels, kernel)
 
 
 def _as_observed(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -113,6 +114,11 @@ def resolve_settings(
     return settings.with_overrides(iters=iters, stop=stop)
 
 
+def check_kernel(kernel: str) -> None:
+    if kernel not in SR_KERNELS:
+        raise InputError(f"kernel must be one of {', '.join(SR_KERNELS)}, got {kernel!r}")
+
+
 def check_settings(settings: Settings, channels: int = 3) -> None:
     """Build the preset's network once, so a bad network option fails before any image does."""
     from dip_cli.core import build_network_for
@@ -127,6 +133,7 @@ def restore_picture(
     *,
     known: np.ndarray | None = None,
     scale: int | None = None,
+    kernel: str = "lanczos2",
     source: Path | bytes | None = None,
     reference: np.ndarray | None = None,
     seed: int = 0,
@@ -142,10 +149,12 @@ def restore_picture(
     """Restore a decoded picture; its alpha channel is put back (resized for sr).
 
     ``source`` is the encoded file the picture was decoded from, for tasks that model the
-    file itself (``jpeg`` reads its DCT coefficients).
+    file itself (``jpeg`` reads its DCT coefficients). ``kernel`` is the antialiasing kernel
+    the low-res input of ``sr`` was made with (``SR_KERNELS``).
     """
     spec = TASKS[task]
-    operator = spec.operator(picture, known, scale, source)
+    check_kernel(kernel)
+    operator = spec.operator(picture, known, scale, source, kernel)
     size = operator.output_size(picture.height, picture.width)
     pixels, record = restore_array(
         picture.pixels,

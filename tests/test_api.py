@@ -168,6 +168,10 @@ GOOD = np.zeros((16, 16, 3), np.uint8)
         (lambda: dip_cli.denoise(GOOD, progress="yes"), "progress must be True, False, None or a callable"),
         (lambda: dip_cli.sr(GOOD, scale=3), "scale 3 is not supported; use one of 2, 4, 8"),
         (
+            lambda: dip_cli.sr(GOOD, kernel="gaussian"),
+            "kernel must be one of lanczos2, bicubic, lanczos3, area, got 'gaussian'",
+        ),
+        (
             lambda: dip_cli.inpaint(GOOD, np.ones((8, 8), bool)),
             "mask shape (8, 8) does not match the image's (16, 16)",
         ),

@@ -483,6 +483,15 @@ def test_sr_errors(cli, tiny_preset, noisy_image, tmp_path):
     noisy, clean = noisy_image
     expect_error(cli("sr", noisy, "--scale", "3"), "scale 3 is not supported", "2, 4, 8")
     expect_error(cli("sr", noisy, "--scale", "2", "--reference", clean), "the output is 80x80")
+    expect_error(cli("sr", noisy, "--kernel", "gaussian"), "'gaussian' is not one of", "bicubic")
+
+
+def test_sr_fits_with_the_kernel_the_input_was_made_with(cli, tiny_preset, tmp_path):
+    path = write(tmp_path / "small.png", real_crop(size=12))
+    code, _, err = cli("sr", path, "--kernel", "area", "--preset", tiny_preset, "--iters", "2", "-q")
+    assert code == 0, err
+    info = json.loads((tmp_path / "small.dip" / "run.json").read_text())
+    assert "kernel=area" in info["operator"]["repr"]
 
 
 def test_sr_output_is_scale_times_larger_and_keeps_alpha(cli, tiny_preset, tmp_path):

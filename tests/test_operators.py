@@ -1,4 +1,4 @@
-"""Degradation operators: the mask, and the Lanczos downsampler's shape and phase."""
+"""Degradation operators: the mask, and the downsampler's kernels, shape and phase."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from dip_cli.operators import (
     Downsample,
     Mask,
+    downscale_taps,
     lanczos_taps,
     simulate_downscale,
     simulate_jpeg,
@@ -16,23 +17,25 @@ from dip_cli.operators import (
 )
 
 
+@pytest.mark.parametrize("kernel", Downsample.KERNELS)
 @pytest.mark.parametrize("factor", [2, 4, 8])
-def test_downsampling_a_constant_gives_the_constant(factor):
+def test_downsampling_a_constant_gives_the_constant(factor, kernel):
     x = torch.full((1, 3, 8 * factor, 4 * factor), 0.37)
-    y = Downsample(factor, 3).A(x)
+    y = Downsample(factor, 3, kernel).A(x)
     assert y.shape == (1, 3, 8, 4)
     torch.testing.assert_close(y, torch.full_like(y, 0.37))
 
 
+@pytest.mark.parametrize("kernel", Downsample.KERNELS)
 @pytest.mark.parametrize("factor", [2, 4, 8])
-def test_output_pixels_are_centred_on_their_input_blocks(factor):
+def test_output_pixels_are_centred_on_their_input_blocks(factor, kernel):
     # A symmetric kernel centred correctly reproduces a linear ramp exactly: output j must be
     # the mean position of input pixels [j*s, (j+1)*s), i.e. j*s + (s - 1) / 2.
     width = 12 * factor
     ramp = torch.arange(width, dtype=torch.float32).expand(1, 1, 6 * factor, width)
-    y = Downsample(factor, 1).A(ramp)[0, 0, 3]
+    y = Downsample(factor, 1, kernel).A(ramp)[0, 0, 3]
     expected = torch.arange(12) * factor + (factor - 1) / 2
-    interior = slice(2, -2)  # replicate padding bends the ramp at the borders
+    interior = slice(3, -3)  # replicate padding bends the ramp at the borders
     torch.testing.assert_close(y[interior], expected[interior], atol=1e-3, rtol=0)
 
 
@@ -58,6 +61,32 @@ def test_lanczos_taps_are_normalised_and_symmetric():
     assert len(taps) == 16
     assert float(taps.sum()) == pytest.approx(1.0)
     torch.testing.assert_close(taps, taps.flip(0))
+
+
+@pytest.mark.parametrize(
+    ("kernel", "method"), [("bicubic", "BICUBIC"), ("lanczos3", "LANCZOS"), ("area", "BOX")]
+)
+@pytest.mark.parametrize("factor", [2, 4])
+def test_each_kernel_makes_the_low_res_image_pillow_makes(kernel, method, factor):
+    """``dip sr --kernel K`` models the image a user got from Pillow's antialiased resize with K:
+    the same pixels away from the border (Pillow shortens its kernel there; dip replicates)."""
+    from PIL import Image
+
+    x = np.random.default_rng(factor).random((24 * factor, 16 * factor), dtype=np.float32)
+    theirs = np.asarray(
+        Image.fromarray(x, mode="F").resize((16, 24), getattr(Image.Resampling, method), reducing_gap=None)
+    )
+    ours = Downsample(factor, 1, kernel).A(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    inner = (slice(3, -3), slice(3, -3))
+    np.testing.assert_allclose(ours[inner], theirs[inner], atol=2e-5)
+    taps = downscale_taps(factor, kernel)
+    assert float(taps.sum()) == pytest.approx(1.0)
+    torch.testing.assert_close(taps, taps.flip(0))
+
+
+def test_an_unknown_kernel_is_refused():
+    with pytest.raises(ValueError, match="kernel must be one of lanczos2, bicubic, lanczos3, area"):
+        Downsample(4, 3, "gaussian")
 
 
 def test_unsupported_scale():
