@@ -163,6 +163,40 @@ QuietOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
+#: glibc's malloc, told to serve every block from its heap (no mmap) and never to hand freed
+#: memory back to the OS: the same blocks are reused every step.
+_REUSE_FREED_MEMORY = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296"
+
+
+def _reuse_freed_memory() -> None:
+    """Make this process, and those it starts, reuse freed memory instead of returning it.
+
+    glibc serves blocks above 32 MB with fresh mmap()s and unmaps them when they are freed, so
+    every step of a large fit page-faults its largest activations in again: a quarter of a 1 MP
+    JPEG fit's CPU time went to the kernel. With mmap off and no trimming, a step reuses the
+    blocks of the one before. Measured on a 1024 x 1024 JPEG fit (2 threads, passive waits):
+    1.00 -> 0.83 s per step, system time over 20 steps 12.7 -> 1.8 s, peak memory 2.10 -> 2.24 GB.
+
+    A process-wide choice, so the CLI (the process's owner) makes it, as it sets
+    ``OMP_WAIT_POLICY``; the Python API leaves its caller's process alone (start Python with
+    ``GLIBC_TUNABLES`` set to ``_REUSE_FREED_MEMORY`` for the same). Children (batch workers, a
+    local Ray) read it from ``GLIBC_TUNABLES`` when they start; a user's own setting wins.
+    Elsewhere than glibc it does nothing.
+    """
+    import ctypes
+
+    os.environ.setdefault("GLIBC_TUNABLES", _REUSE_FREED_MEMORY)
+    if os.environ["GLIBC_TUNABLES"] != _REUSE_FREED_MEMORY:
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the process runs on
+    except (OSError, AttributeError):  # not glibc
+        return
+    m_trim_threshold, m_mmap_max = -1, -4  # glibc's <malloc.h>
+    mallopt(m_mmap_max, 0)
+    mallopt(m_trim_threshold, 2**31 - 1)
+
+
 @contextmanager
 def _exit_codes(on_interrupt: str) -> Iterator[None]:
     """Turn any failure into one line on stderr and an exit code, never a traceback.
@@ -173,6 +207,7 @@ def _exit_codes(on_interrupt: str) -> Iterator[None]:
     import signal
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see DESIGN §7: spin-waits stall on busy CPUs
+    _reuse_freed_memory()  # large fits stop page-faulting their activations in every step
     previous_warning, warnings.showwarning = warnings.showwarning, _show_warning
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:

@@ -6,6 +6,8 @@ import csv
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -541,3 +543,30 @@ def test_a_preset_with_restarts_averages_its_fits_and_records_each(cli, tmp_path
     assert info["status"] == "finished" and info["settings"]["fit"]["restarts"] == 2
     assert [r["iterations"] for r in info["tile_results"]] == [24]  # one tile: the whole image, two fits
     assert sorted(p.parent.name for p in (run_dir / "tiles").glob("*/result.npy")) == ["0000", "0001"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_the_cli_reuses_freed_memory_instead_of_faulting_it_in_every_step():
+    """A large fit frees and re-allocates the same big blocks every step; the CLI's process keeps
+    them instead of unmapping them, so the kernel does not hand out (and zero) fresh pages each
+    time. Measured as the system CPU time of 30 steps that allocate and free 64 MB."""
+    probe = """
+import os, sys, numpy as np
+if sys.argv[1] == "cli":
+    from dip_cli.cli import _reuse_freed_memory
+    _reuse_freed_memory()
+np.ones(16 * 2**20, np.float32)
+before = os.times().system
+for _ in range(30):
+    np.ones(16 * 2**20, np.float32)  # 64 MB, freed at once
+print(os.times().system - before)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+
+    def system_seconds(mode: str) -> float:
+        done = subprocess.run([sys.executable, "-c", probe, mode], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        return float(done.stdout)
+
+    plain, cli = system_seconds("plain"), system_seconds("cli")
+    assert cli < 0.25 * plain, (plain, cli)
