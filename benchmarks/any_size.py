@@ -130,9 +130,8 @@ def border_crop(
 
 def borders(case: dict, tile: int) -> tuple[list[int], list[int]]:
     """Where tiles start and end inside the image: the lines a seam would show on."""
-    settings = resolve_settings(case["task"], case.get("preset"), scale=case.get("scale"))
     operator = _operator(case)
-    layout = plan_layout(case["observed"], operator, settings, tile)
+    layout = plan_layout(case["observed"], operator, tile)
     xs = {t.left for t in layout if t.left} | {
         t.left + t.width for t in layout if t.left + t.width < layout.width
     }

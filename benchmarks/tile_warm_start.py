@@ -45,7 +45,7 @@ def run_case(name: str, size: int, tile: int, threads: int, image: str) -> None:
     case = make_case(name, size, image)
     settings = resolve_settings(case["task"], case.get("preset"), scale=case.get("scale"))
     operator = _operator(case)
-    layout = plan_layout(case["observed"], operator, settings, tile)
+    layout = plan_layout(case["observed"], operator, tile)
     outcome = {}
     for warm in (False, True):
         with tempfile.TemporaryDirectory() as folder, RunFolder(Path(folder) / "run") as run:

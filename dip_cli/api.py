@@ -27,8 +27,9 @@ progress : bool or callable, optional
     True draws a progress bar on stderr; a callable is called with each ``fit.Status``.
 tile : "auto", "off" or int
     Large images are restored as overlapping tiles, each its own DIP problem, blended with a
-    smooth window: memory is bounded by the tile. ``auto`` tiles only an image whose whole-image
-    fit would need more than ``core.MEMORY_BUDGET``; an int is the tile side in pixels.
+    smooth window: memory is bounded by the tile, and each tile is a problem the presets'
+    budgets are made for. ``auto`` fits an image of up to ``core.AUTO_TILE`` (512) px a side
+    whole and tiles a larger one; an int is the largest tile side in pixels.
 """
 
 from __future__ import annotations

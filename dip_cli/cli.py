@@ -143,7 +143,7 @@ TileOpt = Annotated[
     str,
     typer.Option(
         metavar="auto|off|SIZE",
-        help="Large photos: restore overlapping SIZE px tiles, each its own DIP fit, blended seamlessly; memory is bounded by the tile. auto: tile only an image whose whole-image fit would need more than 2.5 GiB.",
+        help="Large photos: restore overlapping tiles of at most SIZE px, each its own DIP fit, blended seamlessly; memory is bounded by the tile, and the presets' budgets are made for problems of that size. auto: fit up to 512 px a side whole, tile anything larger (a 1 MP photo fitted whole is far from done at the end of its budget). off: always whole.",
     ),
 ]
 SaveEveryOpt = Annotated[

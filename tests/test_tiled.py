@@ -61,19 +61,22 @@ def test_a_tiled_restore_is_close_to_the_whole_image_one_and_has_no_seams(tiny):
     assert seam_steps.max() < 2.0 * np.median(steps), (seam_steps, np.median(steps))
 
 
-def test_auto_tiles_only_what_would_not_fit(tiny, monkeypatch):
+def test_auto_fits_up_to_a_tile_whole_and_tiles_anything_larger():
     import dip_cli.core as core
 
     small = np.zeros((40, 40, 3), np.float32)
-    assert plan_layout(small, Identity(), tiny, "auto") is None
-    monkeypatch.setattr(core, "MEMORY_BUDGET", 1)  # nothing fits: tiles of AUTO_TILE
+    assert plan_layout(small, Identity(), "auto") is None
+    assert plan_layout(np.zeros((512, 300, 3), np.float32), Identity(), "auto") is None
     big = np.zeros((1100, 700, 3), np.float32)
-    layout = plan_layout(big, Identity(), tiny, "auto")
+    layout = plan_layout(big, Identity(), "auto")
     assert layout.tile == core.AUTO_TILE and len(layout) == 3 * 2
-    assert plan_layout(big, Identity(), tiny, "off") is None
-    assert plan_layout(small, Identity(), tiny, 64) is None  # one tile would be the whole image
+    assert max(max(t.height, t.width) for t in layout) <= core.AUTO_TILE
+    # super-resolution: the output's size counts (200 px x 4 = 800 px: 2 x 2 tiles)
+    assert len(plan_layout(np.zeros((200, 200, 3), np.float32), Downsample(4, 3), "auto")) == 4
+    assert plan_layout(big, Identity(), "off") is None
+    assert plan_layout(small, Identity(), 64) is None  # one tile would be the whole image
     with pytest.raises(InputError, match="tile must be 'auto', 'off' or a side"):
-        plan_layout(small, Identity(), tiny, 4)
+        plan_layout(small, Identity(), 4)
 
 
 @pytest.mark.parametrize("warm_start", [False, True])
@@ -81,7 +84,7 @@ def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path, warm
     clean = real_crop("coffee", 80)
     noisy = simulate_noise(clean, 25, seed=1)
     settings = fixed(tiny, 40)
-    layout = plan_layout(noisy, Identity(), settings, 48)  # 2 x 2 tiles
+    layout = plan_layout(noisy, Identity(), 48)  # 2 x 2 tiles
 
     def tiled(**options):
         return restore_in_tiles(
@@ -117,7 +120,7 @@ def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path, warm
 def test_a_warm_start_begins_each_tile_from_the_previous_ones_weights(tiny):
     noisy = simulate_noise(real_crop("coffee", 80), 25, seed=1)
     settings = fixed(tiny, 30)
-    layout = plan_layout(noisy, Identity(), settings, 48)
+    layout = plan_layout(noisy, Identity(), 48)
     seen = []
 
     def first_loss(status):  # the loss at the first report of each tile (iteration 25 of each)
