@@ -589,7 +589,8 @@ def sr(
         typer.Option(
             help="How the input was made smaller, if you know: lanczos2 (the paper's), or the antialiased "
             "bicubic, lanczos3 or area (box) resize of Pillow, OpenCV or an image editor. The fit compares "
-            "the input with the result made smaller that way; the wrong kernel costs up to ~0.6 dB."
+            "the input with the result made smaller that way: for an area reduction +0.3 dB on average here; "
+            "for bicubic the default does as well."
         ),
     ] = Kernel.lanczos2,
     output: OutputOpt = None,
