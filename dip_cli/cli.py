@@ -622,7 +622,7 @@ def sr(
 
         dip sr small.png --scale 4            # -> small.restored.png, 4x the size
 
-        dip sr thumb.png --kernel bicubic     # made smaller by a bicubic resize
+        dip sr thumb.png --kernel area        # made smaller by averaging pixels (box)
     """
     _run(
         "sr",
