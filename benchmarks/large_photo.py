@@ -1,6 +1,7 @@
 """A 1 MP photo through the real CLI: wall time, peak memory and PSNR over the run (issue: any size).
 
-    python -m benchmarks.large_photo                    # dip jpeg, quality 10, defaults (~35 min on 2 cores)
+    python -m benchmarks.large_photo                    # dip jpeg, quality 10, defaults (~75 min on 2 cores)
+    python -m benchmarks.large_photo -- --tile off      # the whole image as one fit, with its curve
     python -m benchmarks.large_photo --task denoise     # dip denoise, sigma 25 (hours on a CPU), + NLM
     python -m benchmarks.large_photo --keep out/        # keep the photo, the result and the run folder
 
@@ -10,9 +11,10 @@ astronaut. It is saved as
 a JPEG at quality 10 by Pillow's libjpeg (its default 4:2:0), or given Gaussian noise (sigma 25)
 and saved as PNG. Then ``dip <task> photo --save-every 200`` runs in a child process with the
 task's defaults, exactly as a user types it; the script reads its wall time, the child's peak
-resident memory (``getrusage``), the PSNR of the saved result and of every snapshot (the
-smoothed output every 200 iterations, before a JPEG's final projection), so the table shows
-what a shorter budget would have given.
+resident memory (``getrusage``), the PSNR of the saved result and, for a whole-image fit
+(``--tile off``; tiles keep no snapshots), of every snapshot: the smoothed output every 200
+iterations, before a JPEG's final projection, so the table shows what a shorter budget would
+have given.
 """
 
 from __future__ import annotations

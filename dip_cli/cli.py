@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dip_cli.errors import DipError, Interrupted, Terminated, signal_exit_code
+from dip_cli.settings import SR_KERNELS
 
 app = typer.Typer(
     name="dip",
@@ -45,11 +46,8 @@ class Stop(StrEnum):
     fixed = "fixed"
 
 
-class Kernel(StrEnum):
-    lanczos2 = "lanczos2"
-    bicubic = "bicubic"
-    lanczos3 = "lanczos3"
-    area = "area"
+# The choices come from settings (torch-free), so the CLI and the operator list the same kernels.
+Kernel = StrEnum("Kernel", [(name, name) for name in SR_KERNELS])
 
 
 class Device(StrEnum):
@@ -592,7 +590,7 @@ def sr(
             "the input with the result made smaller that way: for an area reduction +0.3 dB on average here; "
             "for bicubic the default does as well."
         ),
-    ] = Kernel.lanczos2,
+    ] = Kernel("lanczos2"),
     output: OutputOpt = None,
     preset: PresetOpt = None,
     iters: ItersOpt = None,

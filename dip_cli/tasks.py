@@ -115,6 +115,7 @@ def resolve_settings(
 
 
 def check_kernel(kernel: str) -> None:
+    """A user's ``--kernel`` / ``kernel=``: one of ``SR_KERNELS``, or one line and exit 2."""
     if kernel not in SR_KERNELS:
         raise InputError(f"kernel must be one of {', '.join(SR_KERNELS)}, got {kernel!r}")
 
@@ -150,10 +151,10 @@ def restore_picture(
 
     ``source`` is the encoded file the picture was decoded from, for tasks that model the
     file itself (``jpeg`` reads its DCT coefficients). ``kernel`` is the antialiasing kernel
-    the low-res input of ``sr`` was made with (``SR_KERNELS``).
+    the low-res input of ``sr`` was made with (``SR_KERNELS``; the entry points check it with
+    ``check_kernel`` before any run folder is made).
     """
     spec = TASKS[task]
-    check_kernel(kernel)
     operator = spec.operator(picture, known, scale, source, kernel)
     size = operator.output_size(picture.height, picture.width)
     pixels, record = restore_array(
