@@ -26,12 +26,12 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.common import DATA, as_saved, center_crop, save
-from dip_cli.core import plan_layout
 from dip_cli.io import Picture, load_image
 from dip_cli.jpeg_file import read_jpeg
 from dip_cli.metrics import psnr
 from dip_cli.operators import JpegModel, encode_jpeg, simulate_downscale, simulate_noise
 from dip_cli.tasks import TASKS, resolve_settings, restore_picture
+from dip_cli.tiled import plan_layout
 
 CASES = ("denoise", "jpeg", "sr", "inpaint")
 

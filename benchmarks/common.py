@@ -169,3 +169,21 @@ def measure_all(measure, cases: list[tuple], extra: tuple, jobs: int) -> list:
     columns = [list(column) for column in zip(*cases, strict=True)] + [[x] * len(cases) for x in (*extra, 1)]
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(measure, *columns))
+
+
+def tree_pss(pid: int) -> list[int]:
+    """Proportional set size in bytes of a process and each of its descendants (Linux /proc)."""
+    from pathlib import Path
+
+    sizes, todo = [], [pid]
+    while todo:
+        proc = Path("/proc") / str(todo.pop())
+        try:
+            status = (proc / "smaps_rollup").read_text()
+            todo += [
+                int(c) for task in (proc / "task").iterdir() for c in (task / "children").read_text().split()
+            ]
+        except (OSError, ValueError):
+            continue  # it ended meanwhile
+        sizes += [int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("Pss:")]
+    return sizes

@@ -26,10 +26,10 @@ import numpy as np
 
 from benchmarks.any_size import CASES, _operator, make_case
 from benchmarks.common import as_saved
-from dip_cli.core import plan_layout, restore_in_tiles
 from dip_cli.metrics import psnr
 from dip_cli.run_folder import RunFolder
 from dip_cli.tasks import resolve_settings
+from dip_cli.tiled import plan_layout, restore_in_tiles
 
 
 def curves(run_dir: Path, count: int) -> list[np.ndarray]:

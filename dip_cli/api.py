@@ -28,7 +28,7 @@ progress : bool or callable, optional
 tile : "auto", "off" or int
     Large images are restored as overlapping tiles, each its own DIP problem, blended with a
     smooth window: memory is bounded by the tile, and each tile is a problem the presets'
-    budgets are made for. ``auto`` fits an image of up to ``core.AUTO_TILE`` (512) px a side
+    budgets are made for. ``auto`` fits an image of up to ``tiled.AUTO_TILE`` (512) px a side
     whole and tiles a larger one; an int is the largest tile side in pixels.
 """
 

@@ -19,7 +19,6 @@ A batch is a plan (``plan_batch``: which files, where each result goes) and a ru
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import fnmatch
 import json
@@ -27,7 +26,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -424,102 +423,26 @@ def _run_sequential(todo, observer: BatchObserver, outcomes: dict) -> int:
 
 
 def _run_parallel(todo, workers: int, observer: BatchObserver, outcomes: dict) -> int:
-    """Several worker processes, each restoring one image at a time with its share of the cores.
+    """Several worker processes (``workers.run_jobs``), each restoring one image at a time with its
+    share of the cores. Returns the signal that stopped the batch, 0 if none did."""
+    from dip_cli.workers import run_jobs
 
-    Processes, not threads: each has its own torch thread pool and signal handling. Workers
-    run in their own process groups, so a Ctrl-C or SIGTERM reaches only this process, which
-    then sends the same signal once to each worker, to checkpoint its image at the next step
-    boundary and stop. Returns the signal that stopped the batch, 0 if none did.
-    """
-    import multiprocessing
+    def on_done(index: int, future: Future, stopping: bool) -> int:
+        item = todo[index][0]
+        outcome = outcomes[item] = _future_outcome(future, item, stopping)
+        observer.image_finish(index, outcome)
+        return outcome.signum if outcome.status == "interrupted" else 0
 
-    context = multiprocessing.get_context("spawn")  # fork after torch's thread pools can hang
-    queue, stop_event = context.Queue(), context.Event()
-    with (
-        caught_stop_signals() as caught,
-        ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue, stop_event)
-        ) as pool,
-    ):
-        futures = {
-            pool.submit(_worker_restore, item, request, key): (key, item)
-            for key, (item, request) in enumerate(todo)
-        }
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(queue, observer)
-            for future in finished:
-                key, item = futures[future]
-                outcome = outcomes[item] = _future_outcome(future, item, bool(caught.signum))
-                observer.image_finish(key, outcome)
-                if outcome.status == "interrupted":
-                    caught.signum = caught.signum or outcome.signum
-            if caught.signum and not stop_event.is_set():
-                stop_event.set()
-                _interrupt_workers(pool, pending, caught.signum)
-        _drain(queue, observer)
-    return caught.signum
-
-
-class _Caught:
-    signum = 0  # the first SIGINT/SIGTERM received, 0 while none was
-
-
-@contextlib.contextmanager
-def caught_stop_signals():
-    """While a batch runs, Ctrl-C and SIGTERM only set ``.signum``: the executor then stops its
-    images at a step boundary (they checkpoint) instead of dying mid-write."""
-    import signal
-
-    caught = _Caught()
-
-    def on_signal(signum, frame):
-        caught.signum = caught.signum or signum
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield caught
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-# Worker-process globals, set once by _init_worker.
-_progress_queue = None
-_stop_event = None
-
-
-def _init_worker(queue, stop_event) -> None:
-    import warnings
-
-    global _progress_queue, _stop_event
-    _progress_queue, _stop_event = queue, stop_event
-    os.setpgrp()  # a terminal's Ctrl-C goes to the parent only; it forwards exactly one SIGINT
-    warnings.showwarning = _show_warning_line
-
-
-def _show_warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    import sys
-
-    print(f"note: {message}", file=sys.stderr, flush=True)
+    jobs = [(_worker_restore, (item, request, key)) for key, (item, request) in enumerate(todo)]
+    return run_jobs(jobs, workers, on_message=lambda message: _dispatch(observer, message), on_done=on_done)
 
 
 def _worker_restore(item: Item, request, key: int) -> Outcome:
-    if _stop_event.is_set():  # queued before the stop: do not start it
+    from dip_cli import workers
+
+    if workers.stopping():  # queued before the stop: do not start it
         return Outcome(item, "pending", message="not started")
-    return _restore_guarded(item, request, _Forward(_progress_queue.put, key))
-
-
-def _drain(queue, observer: BatchObserver) -> None:
-    import queue as queues
-
-    while True:
-        try:
-            message = queue.get_nowait()
-        except queues.Empty:
-            return
-        _dispatch(observer, message)
+    return _restore_guarded(item, request, _Forward(workers.send, key))
 
 
 def _future_outcome(future: Future, item: Item, stopping: bool) -> Outcome:
@@ -531,17 +454,6 @@ def _future_outcome(future: Future, item: Item, stopping: bool) -> Outcome:
         if stopping:
             return Outcome(item, "pending", message="not started")
         return Outcome(item, "failed", message=f"worker failed: {type(exc).__name__}: {exc}")
-
-
-def _interrupt_workers(pool: ProcessPoolExecutor, pending: set[Future], signum: int) -> None:
-    """Cancel images not started; ask running workers to checkpoint and stop."""
-    for future in pending:
-        future.cancel()
-    processes = getattr(pool, "_processes", None) or {}  # no public API for a pool's processes
-    for process in list(processes.values()):
-        if process.is_alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signum)  # the fit loop defers it to a step boundary
 
 
 # --- summary -------------------------------------------------------------------------------------

@@ -229,7 +229,8 @@ def _first_line(exc: BaseException) -> str:
 def _submit_and_wait(todo: list, options: RayOptions, gpus: float, observer, outcomes: dict) -> int:
     import ray
 
-    from dip_cli.batch import Outcome, _dispatch, caught_stop_signals
+    from dip_cli.batch import Outcome, _dispatch
+    from dip_cli.workers import caught_stop_signals
 
     queue = ray.remote(num_cpus=0)(ProgressBox).remote()
     batch_id = uuid.uuid4().hex

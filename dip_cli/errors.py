@@ -40,6 +40,9 @@ class Interrupted(DipError):
         self.signum = int(signum)
         self.exit_code = 128 + self.signum
 
+    def __reduce__(self):  # keeps the signal when a worker process sends it back
+        return (type(self), (str(self), self.signum))
+
 
 class DipWarning(UserWarning):
     """Something the user should know that does not stop the run (a fallback, a substitution)."""

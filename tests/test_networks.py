@@ -82,3 +82,32 @@ def test_pixels_net_ignores_its_input_and_checks_the_size():
     assert torch.equal(net(torch.rand(1, 4, 5, 6)), net(torch.zeros(1, 4, 5, 6)))
     with pytest.raises(ValueError, match="input"):
         net(torch.rand(1, 4, 6, 6))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pointwise_conv_matches_a_1x1_convolution(threads):
+    """The fast 1x1 path (one thread, channels-last) computes what nn.Conv2d does, gradients too,
+    and keeps nn.Conv2d's parameters, so checkpoints load either way."""
+    from dip_cli.networks import PointwiseConv
+
+    torch.manual_seed(0)
+    fast, plain = PointwiseConv(8, 3, 1), torch.nn.Conv2d(8, 3, 1)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 8, 13, 17).to(memory_format=torch.channels_last)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        outputs, grads = [], []
+        for conv in (fast, plain):
+            xi = x.clone().requires_grad_(True)
+            out = conv(xi)
+            (out * torch.linspace(0, 1, out.numel()).view_as(out)).sum().backward()
+            outputs.append(out)
+            grads.append((xi.grad, conv.weight.grad, conv.bias.grad))
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads[0], grads[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert outputs[0].is_contiguous(memory_format=torch.channels_last)
+    assert list(fast.state_dict()) == ["weight", "bias"]

@@ -8,18 +8,21 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 
-from dip_cli.core import CallbackObserver, Record, plan_layout, restore_array, restore_in_tiles
+from benchmarks.common import tree_pss
+from dip_cli.core import CallbackObserver, Record, restore_array
 from dip_cli.errors import InputError, Interrupted
 from dip_cli.jpeg_file import read_jpeg
 from dip_cli.metrics import psnr
 from dip_cli.operators import Downsample, Identity, JpegModel, Mask, encode_jpeg, simulate_noise
 from dip_cli.presets import load_preset
 from dip_cli.run_folder import RunFolder
+from dip_cli.tiled import plan_layout, restore_in_tiles
 from dip_cli.tiles import plan_tiles
 from tests.conftest import TINY_PRESET, real_crop
 
@@ -62,15 +65,15 @@ def test_a_tiled_restore_is_close_to_the_whole_image_one_and_has_no_seams(tiny):
 
 
 def test_auto_fits_up_to_a_tile_whole_and_tiles_anything_larger():
-    import dip_cli.core as core
+    import dip_cli.tiled as tiled
 
     small = np.zeros((40, 40, 3), np.float32)
     assert plan_layout(small, Identity(), "auto") is None
     assert plan_layout(np.zeros((512, 300, 3), np.float32), Identity(), "auto") is None
     big = np.zeros((1100, 700, 3), np.float32)
     layout = plan_layout(big, Identity(), "auto")
-    assert layout.tile == core.AUTO_TILE and len(layout) == 3 * 2
-    assert max(max(t.height, t.width) for t in layout) <= core.AUTO_TILE
+    assert layout.tile == tiled.AUTO_TILE and len(layout) == 3 * 2
+    assert max(max(t.height, t.width) for t in layout) <= tiled.AUTO_TILE
     # super-resolution: the output's size counts (200 px x 4 = 800 px: 2 x 2 tiles)
     assert len(plan_layout(np.zeros((200, 200, 3), np.float32), Downsample(4, 3), "auto")) == 4
     assert plan_layout(big, Identity(), "off") is None
@@ -225,25 +228,36 @@ def test_a_rotated_jpeg_is_tiled_as_stored_and_comes_back_upright(tiny):
     assert psnr(out, shown) > 20 and psnr(out, whole) > 20  # upright, like the whole-image fit
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux /proc smaps_rollup")
 def test_a_large_image_runs_in_tiles_within_a_memory_bound(tmp_path):
-    """1.5 MP with the default denoising net: whole, it would need ~6 GiB; in 512 px tiles
-    less than 2 GiB (1.35 GiB here)."""
+    """1.5 MP with the default denoising net: whole, it would need ~6 GiB; in 512 px tiles, two
+    fitted at once in worker processes, less than 3 GiB for the parent and its workers together
+    (their proportional set sizes summed every 20 ms: memory they share, such as torch's
+    libraries, counted once)."""
     script = """
-import resource, numpy as np, dip_cli
+import numpy as np, dip_cli
 from dip_cli.presets import load_preset
-from dip_cli.core import restore_array
 from dip_cli.operators import Identity
+from dip_cli.tiled import plan_layout, restore_in_tiles
 y = np.random.default_rng(0).random((1024, 1536, 3), dtype=np.float32)
 settings = load_preset("denoise").with_overrides(iters=1, stop="fixed")
-out, record = restore_array(y, Identity(), settings, threads=2, tile=512)
+layout = plan_layout(y, Identity(), 512)
+out, record = restore_in_tiles(y, Identity(), settings, layout, threads=2, workers=2)
 assert out.shape == y.shape, out.shape
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, record.iterations)
+print(record.iterations)
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    peak, iterations = map(int, done.stdout.split())
-    assert iterations == 12  # it ran in 3 x 4 tiles, one step each
-    assert peak < 2 * 2**30, f"peak RSS {peak / 2**30:.2f} GiB"
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak, most_processes = 0, 0
+    while child.poll() is None:
+        sizes = tree_pss(child.pid)  # benchmarks.common
+        peak, most_processes = max(peak, sum(sizes)), max(most_processes, len(sizes))
+        time.sleep(0.02)
+    out, err = child.communicate()
+    assert child.returncode == 0, err[-2000:]
+    assert int(out) == 12  # it ran in 3 x 4 tiles, one step each
+    assert most_processes >= 3  # the parent and two workers (and multiprocessing's resource tracker)
+    assert peak < 3 * 2**30, f"peak RSS {peak / 2**30:.2f} GiB"
+    print(f"peak {peak / 2**30:.2f} GiB")
 
 
 def with_restarts(settings, restarts: int):
@@ -320,3 +334,148 @@ def test_restarts_on_a_jpeg_average_the_fits_then_project_the_mean_into_the_box(
     in_box = share_in_the_box(torch.from_numpy(averaged.transpose(2, 0, 1).copy())[None])
     outside, outside_before = 1 - in_box, 1 - share_in_the_box(mean)
     assert outside < 0.05 and outside < outside_before / 3, (outside, outside_before)
+
+
+# --- parts fitted side by side in worker processes ----------------------------------------------
+
+
+def test_parts_fitted_in_two_worker_processes_give_the_image_fitted_in_turn(tiny):
+    """Each worker fits with one thread, as the in-turn run does with threads=1, and tiles are
+    blended in tile order whatever order they finish in: the same image bit for bit."""
+    noisy = simulate_noise(real_crop("coffee", 80), 25, seed=1)
+    settings = fixed(tiny, 30)
+    layout = plan_layout(noisy, Identity(), 48)  # 2 x 2 tiles
+    statuses = []
+    in_turn, record_a = restore_in_tiles(noisy, Identity(), settings, layout, threads=1, workers=1)
+    side_by_side, record_b = restore_in_tiles(
+        noisy, Identity(), settings, layout, threads=2, workers=2, observer=CallbackObserver(statuses.append)
+    )
+    np.testing.assert_array_equal(side_by_side, in_turn)
+    assert record_b.iterations == record_a.iterations == 4 * 30
+    done = [s.iteration for s in statuses]
+    assert done == sorted(done) and done[-1] == statuses[-1].iters == 4 * 30  # one bar over all tiles
+
+
+def test_auto_fits_parts_side_by_side_on_a_cpu_one_per_thread_when_the_work_pays(tiny):
+    from dip_cli.tiled import MIN_PARALLEL_WORK, _Parts, parallel_parts
+
+    y = np.zeros((80, 80, 3), np.float32)
+    layout = plan_layout(y, Identity(), 48)  # 2 x 2 tiles
+    enough = fixed(tiny, MIN_PARALLEL_WORK // sum(t.height * t.width for t in layout) + 1)
+    parts = _Parts(y, Identity(), enough, layout, None, 0, "cpu", 500, None, False)
+    assert parallel_parts("cpu", parts, threads=2) == 2
+    assert parallel_parts("cpu", parts, threads=8) == 4  # no more workers than parts
+    assert parallel_parts("cpu", parts, threads=1) == 1
+    few = _Parts(y, Identity(), fixed(tiny, 30), layout, None, 0, "cpu", 500, None, False)
+    assert parallel_parts("cpu", few, threads=2) == 1  # not worth starting processes for
+
+
+def test_an_interrupted_side_by_side_run_resumes_to_the_same_image(tiny, tmp_path):
+    """Ctrl-C while two workers fit: both checkpoint, finished tiles keep their output, and the
+    resumed run gives the uninterrupted run's image bit for bit."""
+    noisy = simulate_noise(real_crop("coffee", 80), 25, seed=1)
+    settings = fixed(tiny, 40)
+    layout = plan_layout(noisy, Identity(), 48)
+    options = dict(threads=2, workers=2)
+    uninterrupted, _ = restore_in_tiles(noisy, Identity(), settings, layout, **options)
+    sent = []
+
+    def ctrl_c_in_the_second_round(status):
+        if status.iteration >= 2 * 40 + 15 and not sent:
+            sent.append(status.iteration)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with RunFolder(tmp_path / "run") as run, pytest.raises(Interrupted, match="SIGINT"):
+        restore_in_tiles(noisy, Identity(), settings, layout, run=run, save_every=10,
+                         observer=CallbackObserver(ctrl_c_in_the_second_round), **options)  # fmt: skip
+    tiles = tmp_path / "run" / "tiles"
+    assert len(list(tiles.glob("*/result.npy"))) >= 2  # the first round's tiles were kept
+    assert len(list(tiles.glob("*/checkpoint.pt"))) >= 1  # the running ones checkpointed
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
+    with RunFolder(tmp_path / "run", resume=True) as run:
+        resumed, record = restore_in_tiles(
+            noisy, Identity(), settings, layout, run=run, save_every=10, **options
+        )
+    assert record.resumed_from >= 10
+    np.testing.assert_array_equal(resumed, uninterrupted)
+
+
+def test_a_part_that_fails_in_a_worker_stops_the_run_with_its_error(tiny):
+    from dip_cli.errors import FitError
+
+    noisy = simulate_noise(real_crop("coffee", 80), 25, seed=1)
+    from dataclasses import replace
+
+    settings = fixed(tiny, 30)
+    settings = replace(settings, fit=replace(settings.fit, lr=1e30))  # diverges at once
+    layout = plan_layout(noisy, Identity(), 48)
+    with pytest.raises(FitError, match="diverged"):
+        restore_in_tiles(noisy, Identity(), settings, layout, threads=2, workers=2)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the script imports tests.conftest
+KILL_PARENT = """
+import sys, numpy as np
+from dip_cli.core import CallbackObserver
+from dip_cli.operators import Identity, simulate_noise
+from dip_cli.presets import load_preset
+from dip_cli.run_folder import RunFolder
+from dip_cli.tiled import plan_layout, restore_in_tiles
+from tests.conftest import real_crop
+preset, folder, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
+noisy = simulate_noise(real_crop("coffee", 80), 25, seed=1)
+settings = load_preset(preset).with_overrides(iters=300, stop="fixed")
+layout = plan_layout(noisy, Identity(), 48)
+def report(status):
+    print(status.iteration, flush=True)
+with RunFolder(folder, resume=resume) as run:
+    out, _ = restore_in_tiles(noisy, Identity(), settings, layout, threads=2, workers=2, run=run,
+                              save_every=20, observer=CallbackObserver(report))
+np.save(folder + ".npy", out)
+"""
+
+
+def test_kill_9_of_the_parent_stops_its_workers_with_a_checkpoint(tiny, tmp_path):
+    """The workers get SIGTERM when their parent dies (Linux), checkpoint and exit, so the run
+    resumes without waiting for orphans and loses only the steps since the last checkpoint."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("parent-death signals are Linux-only")
+    preset = tmp_path / "tiny.toml"
+    preset.write_text(TINY_PRESET)
+    folder = str(tmp_path / "run")
+    command = [sys.executable, "-c", KILL_PARENT, str(preset), folder]
+    child = subprocess.Popen([*command, "new"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    for line in child.stdout:
+        if int(line) >= 100:  # both workers are past a checkpoint
+            break
+    child.kill()
+    child.wait(timeout=30)
+    tiles = tmp_path / "run" / "tiles"
+    for _ in range(100):  # the workers checkpoint at their next step and release their locks
+        if not _workers_alive(tiles):
+            break
+        time.sleep(0.1)
+    assert not _workers_alive(tiles), "orphaned workers are still running"
+    # They stopped mid-tile with a checkpoint; they did not run on to finish their tiles.
+    assert len(list(tiles.glob("*/checkpoint.pt"))) == 2 and not list(tiles.glob("*/result.npy"))
+    done = subprocess.run([*command, "resume"], capture_output=True, text=True, timeout=300, cwd=os.getcwd())
+    assert done.returncode == 0, done.stderr[-2000:]
+    fresh = subprocess.run(
+        [*command[:-1], folder + "-fresh", "new"], capture_output=True, text=True, timeout=300
+    )
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(folder + ".npy"), np.load(folder + "-fresh.npy"))
+
+
+def _workers_alive(tiles) -> bool:
+    """Whether a process still holds a tile's lock (flock: released when its process ends)."""
+    import fcntl
+
+    for lock in tiles.glob("*/.lock"):
+        with open(lock) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+    return False
