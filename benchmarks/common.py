@@ -173,17 +173,25 @@ def measure_all(measure, cases: list[tuple], extra: tuple, jobs: int) -> list:
 
 def tree_pss(pid: int) -> list[int]:
     """Proportional set size in bytes of a process and each of its descendants (Linux /proc)."""
-    from pathlib import Path
-
-    sizes, todo = [], [pid]
-    while todo:
-        proc = Path("/proc") / str(todo.pop())
+    sizes = []
+    for each in [pid, *descendants(pid)]:
         try:
-            status = (proc / "smaps_rollup").read_text()
-            todo += [
-                int(c) for task in (proc / "task").iterdir() for c in (task / "children").read_text().split()
-            ]
+            rollup = (Path("/proc") / str(each) / "smaps_rollup").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        sizes += [int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:")]
+    return sizes
+
+
+def descendants(pid: int) -> list[int]:
+    """The process ids of a process's children, their children, and so on (Linux /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        tasks = Path("/proc") / str(todo.pop()) / "task"
+        try:
+            children = [int(c) for task in tasks.iterdir() for c in (task / "children").read_text().split()]
         except (OSError, ValueError):
             continue  # it ended meanwhile
-        sizes += [int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("Pss:")]
-    return sizes
+        found += children
+        todo += children
+    return found

@@ -348,7 +348,7 @@ def _finished_result(item: Item) -> dict | None:
 def _request_for(item: Item, template, reference_dir: Path | None):
     reference = find_reference(reference_dir, item) if reference_dir is not None else None
     # An interrupted run of this image continues from its checkpoint; a finished one was skipped.
-    resume = not template.overwrite and (item.run_dir / "checkpoint.pt").exists()
+    resume = not template.overwrite and RunFolder(item.run_dir).resumable
     return replace(
         template,
         input=item.input,

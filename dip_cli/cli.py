@@ -135,7 +135,12 @@ StopOpt = Annotated[
 SeedOpt = Annotated[int, typer.Option(help="Random seed: same seed, same device, same result.")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to compute; auto picks CUDA, then MPS, then CPU.")]
 ThreadsOpt = Annotated[
-    int | None, typer.Option(min=1, help="CPU threads (default: 1 below 64x64 px, else all cores up to 8).")
+    int | None,
+    typer.Option(
+        min=1,
+        help="CPU threads (default: 1 below 64x64 px, else all cores up to 8). A large photo's tiles "
+        "(and an -avg3 preset's fits) are fitted that many at once, one thread each.",
+    ),
 ]
 TileOpt = Annotated[
     str,

@@ -80,6 +80,11 @@ class RunFolder:
 
     tiles = property(lambda self: self.path / "tiles")
 
+    @property
+    def resumable(self) -> bool:
+        """Whether an earlier run left something to resume: a checkpoint, or a tiled run's plan."""
+        return self.checkpoint.exists() or (self.tiles / "plan.json").exists()
+
     def start_tiles(self, plan: dict) -> bool:
         """Lock the folder and apply the resume contract to a tiled run (``plan``: fingerprint
         and layout). True when resuming: finished tiles are kept, the one in progress resumes."""

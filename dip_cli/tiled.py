@@ -151,14 +151,17 @@ def restore_in_tiles(
     }
     if run is not None:
         run.write_info(run_info)
-    finished = {part: done for part in range(parts.count) if (done := parts.finished(part)) is not None}
-    progress = _Progress(observer, _parts_label(name, len(layout), restarts), parts.count, settings.fit.iters)
-    progress.start(len(finished))
     tiles = _Assembly(parts, Accumulator(layout, y.shape[2]))
+    todo = []
+    for part in range(parts.count):  # a resumed run's finished parts, blended as they are read
+        done = parts.finished(part)
+        if done is None:
+            todo.append(part)
+        else:
+            tiles.add(part, *done)
+    progress = _Progress(observer, _parts_label(name, len(layout), restarts), parts.count, settings.fit.iters)
+    progress.start(parts.count - len(todo))
     try:
-        for part, (pixels, record) in finished.items():
-            tiles.add(part, pixels, record)
-        todo = [part for part in range(parts.count) if part not in finished]
         if workers > 1 and len(todo) > 1:
             _fit_in_workers(parts, todo, workers, max(1, budget // workers), progress, tiles)
         else:

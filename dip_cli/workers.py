@@ -13,7 +13,9 @@ generators and signal handling, and a fit needs no change to run in one.
   next step boundary and stops. Jobs not started yet are cancelled (``stopping()`` is true in a
   worker once a stop was asked, for a job that was already handed to it).
 - On Linux each worker also gets SIGTERM when the parent dies, even by kill -9, so an orphaned
-  fit checkpoints and exits instead of running on while holding its run folder's lock.
+  fit checkpoints and exits instead of running on while holding its run folder's lock. (The
+  signal is consumed by the fit's checkpoint, so a worker that finds itself orphaned after a
+  job exits at once: it would otherwise wait forever for the next one.)
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def drain(queue, on_message: Callable[[Any], None]) -> None:
 # Set once per worker by _init_worker.
 _messages = None
 _stop_event = None
+_parent = 0
 
 
 def send(message: Any) -> None:
@@ -131,15 +134,19 @@ def stopping() -> bool:
 def _init_worker(queue, stop_event) -> None:
     import warnings
 
-    global _messages, _stop_event
-    _messages, _stop_event = queue, stop_event
+    global _messages, _stop_event, _parent
+    _messages, _stop_event, _parent = queue, stop_event, os.getppid()
     os.setpgrp()  # a terminal's Ctrl-C goes to the parent only; it forwards exactly one signal
     _die_with_parent()
     warnings.showwarning = _show_warning_line
 
 
 def _call(fn: Callable[..., Any], args: tuple) -> Any:
-    return fn(*args)
+    try:
+        return fn(*args)
+    finally:
+        if os.getppid() != _parent:  # orphaned: the job ended (checkpointed) on the parent's death
+            os._exit(128 + signal.SIGTERM)  # nobody will read its result or send another job
 
 
 def _die_with_parent() -> None:

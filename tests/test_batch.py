@@ -319,6 +319,29 @@ def test_interrupted_batch_resumes_without_redoing_finished_images(tiny_preset, 
     assert json.loads((out / "b.dip" / "run.json").read_text())["resumed_from"] > 0
 
 
+def test_an_interrupted_tiled_image_resumes_when_the_batch_is_rerun(tiny_preset, tmp_path):
+    """A tiled run has no checkpoint of its own, only its tiles': a rerun still resumes it."""
+    write(tmp_path / "in" / "big.png", real_crop("astronaut", 80))
+    write(tmp_path / "in" / "small.png", real_crop("coffee", 32))
+    out = tmp_path / "out"
+    args = ("denoise", tmp_path / "in", "-o", out, "--preset", tiny_preset, "--iters", "60",
+            "--stop", "fixed", "--save-every", "10", "-q", "--threads", "1", "--workers", "1",
+            "--tile", "48")  # fmt: skip
+    process = dip_process(*args)
+    deadline = time.time() + 120
+    while not (out / "big.dip" / "tiles" / "0001" / "checkpoint.pt").exists():  # tile 0 done, 1 under way
+        assert process.poll() is None and time.time() < deadline, process.stderr.read().decode()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    assert summary_rows(out)["big.png"]["status"] == "interrupted"
+    rerun = dip_process(*args)
+    assert rerun.wait(timeout=120) == 0, rerun.stderr.read().decode()
+    second = summary_rows(out)
+    assert second["big.png"]["status"] == "restored" and second["big.png"]["message"] == "resumed"
+    assert second["small.png"]["status"] == "restored"
+
+
 def test_parallel_workers_give_the_same_images_as_one_at_a_time(cli, tiny_preset, photo_folder, tmp_path):
     args = (
         "denoise",
