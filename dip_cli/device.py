@@ -126,3 +126,18 @@ def _meta_copy(net: nn.Module) -> nn.Module:
     import copy
 
     return copy.deepcopy(net).to("meta")
+
+
+def release_freed_memory() -> None:
+    """Return this process's freed heap memory to the OS now (glibc's ``malloc_trim``).
+
+    The CLI keeps freed memory for reuse (``cli._reuse_freed_memory``: a fit reuses each step's
+    blocks), so a process's resident size stays at its peak. A parent that has prepared a large
+    photo and now only waits for its tile workers has no use for its transient copies: on a
+    24 MP JPEG it held 2.6 GB while its workers fitted. Elsewhere than glibc it does nothing.
+    """
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL(None).malloc_trim(0)

@@ -237,6 +237,7 @@ def _fit_in_workers(parts: _Parts, todo: list[int], workers: int, threads: int, 
     the others the same way and its error is raised."""
     import signal
 
+    from dip_cli.device import release_freed_memory
     from dip_cli.errors import FitError
     from dip_cli.workers import run_jobs
 
@@ -258,9 +259,8 @@ def _fit_in_workers(parts: _Parts, todo: list[int], workers: int, threads: int, 
             failures.append(error)
         return signal.SIGTERM
 
-    jobs = (
-        (_fit_part_in_worker, (parts.job(part, threads), part)) for part in todo
-    )  # made as workers free up
+    jobs = ((_fit_part_in_worker, (parts.job(part, threads), part)) for part in todo)  # made when due
+    release_freed_memory()  # this process only waits now: its transient copies go back to the OS
     signum = run_jobs(jobs, workers, on_message=lambda message: progress.update(*message), on_done=on_done)
     if failures:
         error = failures[0]
