@@ -19,7 +19,8 @@ seed : int
 device : {"auto", "cpu", "cuda", "mps"}
 threads : int, optional
     CPU threads (sets torch's thread count for the process; default: 1 below 64x64 px, else
-    all cores up to 8).
+    all cores up to 8). A large image's tiles (and an ``-avg3`` preset's fits) are fitted that
+    many at once, each in a worker process with one thread (``tiled.parallel_parts``).
 run : str or path, optional
     A run folder: checkpoints, metrics.csv, run.json and snapshots go there, and calling again
     with the same folder and arguments resumes (or returns at once if the run had finished).
