@@ -85,7 +85,8 @@ def run_jobs(
                 if job is None:
                     return
                 fn, args = job
-                futures[pool.submit(_call, fn, args)] = index
+                with _main_not_rerun():  # a worker is started, if one is, within submit
+                    futures[pool.submit(_call, fn, args)] = index
 
         submit_while_room()
         while futures:
@@ -99,6 +100,32 @@ def run_jobs(
             submit_while_room()
         drain(queue, on_message)
     return caught.signum
+
+
+@contextlib.contextmanager
+def _main_not_rerun():
+    """Spawned workers do not import the caller's ``__main__`` while the pool starts them.
+
+    ``spawn`` re-imports the main script in every child, so a script calling
+    ``dip_cli.jpeg(big_photo)`` at top level, without an ``if __name__ == "__main__":`` guard,
+    would run again in each worker (and fail there). The jobs are functions of dip's own
+    modules and need nothing from the caller's script, so it is hidden from the children while
+    they are started (the main module's ``__file__`` and ``__spec__``, for the moment of a
+    submit).
+    """
+    import sys
+
+    main = sys.modules.get("__main__")
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if main and name in main.__dict__}
+    try:
+        for name in saved:
+            if name == "__spec__":
+                main.__spec__ = None
+            else:
+                del main.__dict__[name]
+        yield
+    finally:
+        main.__dict__.update(saved)
 
 
 def drain(queue, on_message: Callable[[Any], None]) -> None:

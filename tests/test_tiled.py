@@ -475,3 +475,30 @@ def _workers_alive(tiles) -> bool:
                 return True
             fcntl.flock(f, fcntl.LOCK_UN)
     return False
+
+
+UNGUARDED_SCRIPT = """
+import numpy as np
+from dip_cli.operators import Identity, simulate_noise
+from dip_cli.presets import load_preset
+from dip_cli.tiled import plan_layout, restore_in_tiles
+print("top level ran", flush=True)
+noisy = simulate_noise(np.random.default_rng(0).random((80, 80, 3), dtype=np.float32), 25, seed=1)
+settings = load_preset(PRESET).with_overrides(iters=5, stop="fixed")
+layout = plan_layout(noisy, Identity(), 48)
+out, _ = restore_in_tiles(noisy, Identity(), settings, layout, threads=2, workers=2)
+print("restored", out.shape, flush=True)
+"""
+
+
+def test_a_script_without_a_main_guard_is_not_rerun_by_the_workers(tmp_path):
+    """Spawned workers would re-import the caller's script; dip hides it while they start."""
+    preset = tmp_path / "tiny.toml"
+    preset.write_text(TINY_PRESET)
+    script = tmp_path / "script.py"
+    script.write_text(UNGUARDED_SCRIPT.replace("PRESET", repr(str(preset))))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["top level ran", "restored (80, 80, 3)"]
