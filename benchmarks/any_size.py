@@ -31,6 +31,7 @@ from dip_cli.io import Picture, load_image
 from dip_cli.jpeg_file import read_jpeg
 from dip_cli.metrics import psnr
 from dip_cli.operators import JpegModel, encode_jpeg, simulate_downscale, simulate_noise
+from dip_cli.settings import SR_KERNELS
 from dip_cli.tasks import TASKS, resolve_settings, restore_picture
 from dip_cli.tiled import plan_layout
 
@@ -146,7 +147,9 @@ def _operator(case: dict):
     if case["task"] == "jpeg":
         return JpegModel(read_jpeg(case["source"]))
     picture = Picture(case["observed"])
-    return TASKS[case["task"]].operator(picture, case.get("known"), case.get("scale"), case.get("source"))
+    # dip sr's default kernel for the SR case (the others ignore it)
+    known, scale, source = case.get("known"), case.get("scale"), case.get("source")
+    return TASKS[case["task"]].operator(picture, known, scale, source, SR_KERNELS[0])
 
 
 def main() -> None:
