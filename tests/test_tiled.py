@@ -423,7 +423,8 @@ from dip_cli.tiled import plan_layout, restore_in_tiles
 from tests.conftest import real_crop
 preset, folder, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
 noisy = simulate_noise(real_crop("coffee", 80), 25, seed=1)
-settings = load_preset(preset).with_overrides(iters=100, stop="fixed")
+# 400 steps: no worker can finish its tile before the other has checkpointed, on any machine
+settings = load_preset(preset).with_overrides(iters=400, stop="fixed")
 layout = plan_layout(noisy, Identity(), 48)
 with RunFolder(folder, resume=resume) as run:
     out, _ = restore_in_tiles(noisy, Identity(), settings, layout, threads=2, workers=2, run=run,
