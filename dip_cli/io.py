@@ -259,15 +259,20 @@ def _split_channels(array: np.ndarray, bit_depth: int) -> Picture:
 
 
 def _merge_channels(picture: Picture) -> np.ndarray:
-    data = np.clip(picture.pixels, 0, 1)
-    if picture.alpha is not None:
-        data = np.concatenate([data, picture.alpha[..., None]], axis=2)
-    return data
+    if picture.alpha is None:
+        return picture.pixels
+    return np.concatenate([picture.pixels, picture.alpha[..., None]], axis=2)
 
 
-def _quantize(data: np.ndarray, bits: int) -> np.ndarray:
+def _quantize(data: np.ndarray, bits: int, rows: int = 256) -> np.ndarray:
+    """Clip to [0, 1] and round to ``bits``, a band of ``rows`` at a time: whole-image float
+    temporaries would cost a 24 MP photo a gigabyte at the very end of its run."""
     top = (1 << bits) - 1
-    return np.round(np.clip(data, 0, 1) * top).astype(np.uint16 if bits == 16 else np.uint8)
+    out = np.empty(data.shape, np.uint16 if bits == 16 else np.uint8)
+    for start in range(0, data.shape[0], rows):
+        band = np.clip(data[start : start + rows], 0, 1) * top
+        out[start : start + rows] = np.round(band)
+    return out
 
 
 def _write_array(path: Path, array: np.ndarray, suffix: str) -> None:

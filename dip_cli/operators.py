@@ -174,20 +174,23 @@ class JpegModel(Operator):
         self.orientation = jpeg.orientation
         self.project = project
         self.weighting = weighting
-        target = [
-            torch.from_numpy(k.astype(np.float32)) * torch.from_numpy(q)
-            for k, q in zip(jpeg.coefficients, jpeg.tables, strict=True)
-        ]
-        self.block_shapes = [tuple(t.shape[:2]) for t in target]
-        self.register_buffer("target", torch.cat([t.reshape(-1) for t in target]) / 255.0)
-        steps = [
-            torch.from_numpy(q).expand(*k.shape) for k, q in zip(jpeg.coefficients, jpeg.tables, strict=True)
-        ]
-        self.register_buffer("step", torch.cat([s.reshape(-1) for s in steps]) / 255.0)
+        self.block_shapes = [tuple(k.shape[:2]) for k in jpeg.coefficients]
+        # The file's integer coefficients, shared with ``jpeg`` (no copy), and 64-entry tables per
+        # component broadcast over the blocks: full-size float copies (target, steps, weights)
+        # would cost a 24 MP photo's parent, which only cuts tiles, 0.4 GB for nothing.
+        for c, k in enumerate(jpeg.coefficients):
+            self.register_buffer(f"coefficients{c}", torch.from_numpy(k))
+        tables = torch.stack(
+            [torch.from_numpy(np.asarray(q, dtype=np.float32)).reshape(64) for q in jpeg.tables]
+        )
+        self.register_buffer("tables", tables)  # q per component, 0-255 scale
         # "quantization": each coefficient weighted by 1/q^2, the inverse of its rounding error's
-        # variance (q^2/12), so finely stored coefficients count more than coarse ones.
-        weight = self.step**-2 if weighting == "quantization" else torch.ones_like(self.step)
-        self.register_buffer("weight", weight / weight.mean())
+        # variance (q^2/12), so finely stored coefficients count more than coarse ones; scaled so
+        # that the weights' mean over every coefficient of the file is one.
+        counts = torch.tensor([rows * cols for rows, cols in self.block_shapes], dtype=torch.float64)
+        weights = (tables.double() / 255.0) ** -2
+        mean = (counts[:, None] * weights).sum() / (counts.sum() * 64)
+        self.register_buffer("weight_tables", (weights / mean).float())
         # vec(D B D^T) = (D kron D) vec(B): the 2-D DCT of a flattened 8x8 block is one 64x64 matmul.
         self.register_buffer("dct", torch.kron(_dct_matrix(), _dct_matrix()))
         self.register_buffer("rgb_to_ycbcr", torch.tensor(_RGB_TO_YCBCR))
@@ -209,15 +212,64 @@ class JpegModel(Operator):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The observation is the file's coefficients (a buffer); ``y``, its decode, is not used."""
-        return torch.mean(self.weight * (self(x) - self.target) ** 2)
+        error = (self(x) - self.target) ** 2
+        if self.weighting == "uniform":
+            return torch.mean(error)
+        weighted = sum(
+            (part * weights).sum()
+            for part, weights in zip(self._blocks(error), self.weight_tables, strict=True)
+        )
+        return weighted / error.numel()
+
+    @property
+    def target(self) -> torch.Tensor:
+        """The file's dequantized coefficients k*q (0-1 scale), flat, component after component."""
+        parts = [
+            (getattr(self, f"coefficients{c}").float() * q.view(8, 8)).reshape(-1)
+            for c, q in enumerate(self.tables)
+        ]
+        return torch.cat(parts) / 255.0
+
+    @property
+    def step_tables(self) -> torch.Tensor:
+        """(components, 64): each component's quantization steps on the 0-1 scale."""
+        return self.tables / 255.0
+
+    @property
+    def step(self) -> torch.Tensor:
+        """Every coefficient's quantization step (0-1 scale), in the order of ``target``."""
+        steps = [
+            steps.expand(rows * cols, 64).reshape(-1)
+            for steps, (rows, cols) in zip(self.step_tables, self.block_shapes, strict=True)
+        ]
+        return torch.cat(steps)
 
     def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not self.project:
             return x
         coefficients = self(x)
-        box = coefficients.clamp(self.target - self.step / 2, self.target + self.step / 2)
+        parts = zip(
+            self._blocks(coefficients), self._blocks(self.target[None]), self.step_tables, strict=True
+        )
+        box = torch.cat(
+            [
+                torch.minimum(torch.maximum(part, target - steps / 2), target + steps / 2).flatten(1)
+                for part, target, steps in parts
+            ],
+            dim=1,
+        )
         correction = self._to_pixels(box - coefficients, x.shape[-2:])
         return (x + correction).clamp(0, 1)
+
+    def _blocks(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """A (batch, coefficients) tensor in ``target``'s order as one (batch, blocks, 64) view
+        per component, to broadcast that component's 64-entry tables over."""
+        parts, start = [], 0
+        for rows, cols in self.block_shapes:
+            count = rows * cols * 64
+            parts.append(flat[:, start : start + count].unflatten(1, (rows * cols, 64)))
+            start += count
+        return parts
 
     def _to_pixels(self, coefficients: torch.Tensor, size) -> torch.Tensor:
         """The adjoint-like way back: inverse DCT per block, chroma repeated over its block (the

@@ -28,7 +28,8 @@ two 1-D windows, flat 1 inside and a raised-cosine (sin²) ramp across each over
 neighbour, untapered at the image border. Facing ramps over the same overlap sum to exactly 1
 (sin² + cos²), and each axis's windows are also divided by their sum, so the windows are a
 partition of unity at every pixel even when overlaps are deep enough that three tiles meet.
-The blended image is ``Σ w_t·x_t / Σ w_t``; identical content in every tile comes back as is.
+The blended image is ``Σ w_t·x_t`` (the weights sum to one); identical content in every tile
+comes back as is, to float32 rounding.
 """
 
 from __future__ import annotations
@@ -279,9 +280,10 @@ def blend_weights(tile: Tile, layout: TileLayout) -> np.ndarray:
 
 
 class Accumulator:
-    """Blends tiles as they arrive: memory is one float32 image and one float32 weight plane.
+    """Blends tiles as they arrive: memory is one float32 image.
 
-    ``add`` each tile once (any order); ``result`` divides in place and returns the image.
+    ``add`` each tile once (any order); ``result`` returns the image. The windows are a
+    partition of unity, so Σ w·x needs no division and no weight plane (0.1 GB at 24 MP).
     """
 
     def __init__(self, layout: TileLayout, channels: int) -> None:
@@ -289,7 +291,6 @@ class Accumulator:
             raise InputError(f"channels must be at least 1, got {channels}")
         self.layout, self.channels = layout, channels
         self._image = np.zeros((layout.height, layout.width, channels), np.float32)
-        self._weight = np.zeros((layout.height, layout.width), np.float32)
         self._added: set[int] = set()
         self._done = False
 
@@ -316,15 +317,13 @@ class Accumulator:
             )
         w = blend_weights(tile, self.layout)
         self._image[tile.rows, tile.cols] += pixels * w[..., None]
-        self._weight[tile.rows, tile.cols] += w
         self._added.add(tile.index)
 
     def result(self) -> np.ndarray:
-        """The blended (H, W, C) float32 image, Σ w·x / Σ w; every tile must have been added."""
+        """The blended (H, W, C) float32 image, Σ w·x; every tile must have been added."""
         if not self._done:
             if missing := self.missing:
                 raise InputError(f"cannot blend: {len(missing)} tile(s) not added yet: {list(missing)[:10]}")
-            np.divide(self._image, self._weight[..., None], out=self._image)
             self._done = True
         return self._image
 

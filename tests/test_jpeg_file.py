@@ -101,6 +101,22 @@ def test_exif_orientation_is_undone_exactly(orientation):
     assert model.loss(tensor(shown), None) < 0.2 * model.loss(tensor(shown).flip(-1).flip(-2), None)
 
 
+@pytest.mark.parametrize("mode", ["4:4:4", "4:2:0", "gray"])
+def test_tables_broadcast_over_the_blocks_as_full_size_weights_would(mode):
+    # The steps and weights are stored as 64-entry tables per component (memory at 24 MP).
+    clean = real_crop("astronaut", 40, gray=mode == "gray")[:37, :35]
+    jpeg = read_jpeg(encode(clean, 20, None if mode == "gray" else MODES[mode]))
+    x = tensor(np.clip(clean + 0.05, 0, 1))
+    steps = step_sizes(jpeg) / 255
+    assert torch.equal(JpegModel(jpeg).step, steps)
+    error = (JpegModel(jpeg)(x) - JpegModel(jpeg).target) ** 2
+    weights = steps.double() ** -2
+    expected = torch.mean((weights / weights.mean()).float() * error)
+    got = JpegModel(jpeg, weighting="quantization").loss(x, None)
+    assert torch.allclose(got, expected, rtol=1e-5)
+    assert torch.equal(JpegModel(jpeg).loss(x, None), torch.mean(error))
+
+
 def test_gradients_reach_every_pixel():
     clean = real_crop("astronaut", 24)[:21, :19]
     model = JpegModel(read_jpeg(encode(clean, 10, 2)))
