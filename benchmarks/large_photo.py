@@ -4,10 +4,12 @@
     python -m benchmarks.large_photo -- --tile off      # the whole image as one fit, with its curve
     python -m benchmarks.large_photo --task denoise     # dip denoise, sigma 25 (hours on a CPU), + NLM
     python -m benchmarks.large_photo --keep out/        # keep the photo, the result and the run folder
+    python -m benchmarks.large_photo --size 4000x3000 --keep big/   # 12 MP (hours; rerun to resume)
 
 The photo is a 1024 x 1024 mosaic (1.05 MP) of four real 512 px photos, none upscaled: the
 paper's F16, kate and barbara (grayscale, as RGB; ../shared/data/dip) and scikit-image's
-astronaut. It is saved as
+astronaut; ``--size`` repeats that mosaic to any size (each tile is still its own fit, so
+repeats do not help one another). It is saved as
 a JPEG at quality 10 by Pillow's libjpeg (its default 4:2:0), or given Gaussian noise (sigma 25)
 and saved as PNG. Then ``dip <task> photo --save-every 200`` runs in a child process with the
 task's defaults, exactly as a user types it; the script reads its wall time, the peak memory
@@ -50,11 +52,21 @@ def photo_512(name: str) -> np.ndarray:
     return np.ascontiguousarray(pixels[:SIDE, :SIDE, :3])
 
 
-def mosaic() -> np.ndarray:
-    """Four real 512 px photos side by side: 1024 x 1024, 8-bit values."""
+def mosaic(width: int = 2 * SIDE, height: int = 2 * SIDE) -> np.ndarray:
+    """Four real 512 px photos side by side (1024 x 1024), repeated to ``width`` x ``height``;
+    8-bit values."""
     a, b, c, d = (photo_512(name) for name in PHOTOS)
     pixels = np.concatenate([np.concatenate([a, b], axis=1), np.concatenate([c, d], axis=1)], axis=0)
+    pixels = np.tile(pixels, (-(-height // (2 * SIDE)), -(-width // (2 * SIDE)), 1))[:height, :width]
     return np.round(pixels * 255) / 255
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 4000x3000, got {text!r}") from None
+    return width, height
 
 
 def corrupt(clean: np.ndarray, task: str, folder: Path, quality: int, sigma: float) -> Path:
@@ -67,21 +79,30 @@ def corrupt(clean: np.ndarray, task: str, folder: Path, quality: int, sigma: flo
     return save(folder / "photo.png", np.round(noisy * 255) / 255)
 
 
-def run_cli(task: str, source: Path, output: Path, extra: list[str]) -> tuple[float, float, int]:
-    """``dip task source -o output`` in a child process: wall seconds, the peak of the memory of
-    the child and its tile workers together (proportional set sizes, summed every 2 s: memory
-    they share, such as torch's libraries, counted once; GB), exit code. (Reading the sizes
-    walks each process's page tables: every 0.2 s it took 16% of a core here, slowing the fit.)"""
+def run_cli(task: str, source: Path, output: Path, extra: list[str]) -> tuple[float, float, float, int]:
+    """``dip task source -o output`` in a child process: wall seconds, CPU seconds of the child
+    and its workers, the peak of their memory together (proportional set sizes, summed every
+    2 s: memory they share, such as torch's libraries, counted once; GB), exit code. (Reading
+    the sizes walks each process's page tables: every 0.2 s it took 16% of a core here,
+    slowing the fit.) A killed run resumes when run again with the same folder."""
     command = [sys.executable, "-m", "dip_cli", task, str(source), "-o", str(output)]
     command += ["--save-every", str(SNAPSHOT_EVERY), *extra]
     print("$", " ".join(command[2:]), file=sys.stderr, flush=True)
-    start = time.perf_counter()
+    start, cpu_before = time.perf_counter(), _children_cpu()
     child = subprocess.Popen(command)
     peak = 0
     while child.poll() is None:
         peak = max(peak, sum(tree_pss(child.pid)))
         time.sleep(2)
-    return time.perf_counter() - start, peak / 1e9, child.returncode
+    # The workers are waited for by dip, and dip by us: their CPU time is in RUSAGE_CHILDREN.
+    return time.perf_counter() - start, _children_cpu() - cpu_before, peak / 1e9, child.returncode
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def nlm_baseline(noisy: np.ndarray, clean: np.ndarray, sigma: float) -> float:
@@ -105,17 +126,20 @@ def main() -> None:
     parser.add_argument("--task", choices=("jpeg", "denoise"), default="jpeg")
     parser.add_argument("--quality", type=int, default=10)
     parser.add_argument("--sigma", type=float, default=25.0)
-    parser.add_argument("--keep", type=Path, help="keep the photo, the result and the run folder here")
+    parser.add_argument("--size", type=parse_size, default=(2 * SIDE, 2 * SIDE), help="WIDTHxHEIGHT")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the photo, the result and the run folder here (rerun: resume)"
+    )
     parser.add_argument("extra", nargs="*", help="more dip options, after --, e.g. -- --iters 1200")
     args = parser.parse_args()
-    clean = mosaic()
+    clean = mosaic(*args.size)
     with tempfile.TemporaryDirectory() as temp:
         folder = args.keep or Path(temp)
         folder.mkdir(parents=True, exist_ok=True)
-        source = corrupt(clean, args.task, folder, args.quality, args.sigma)
+        source = corrupt(clean, args.task, folder, args.quality, args.sigma)  # the same bytes again
         observed = load_image(source).pixels
         output = folder / "photo.restored.png"
-        seconds, peak_gb, code = run_cli(args.task, source, output, args.extra)
+        seconds, cpu_seconds, peak_gb, code = run_cli(args.task, source, output, args.extra)
         if code != 0:
             sys.exit(f"dip exited {code}")
         result = psnr(load_image(output).pixels, clean)
@@ -123,11 +147,12 @@ def main() -> None:
         curve = [(int(p.stem.split("_")[1]), psnr(load_image(p).pixels, clean)) for p in snapshots]
         baseline = nlm_baseline(observed, clean, args.sigma) if args.task == "denoise" else None
     label = f"JPEG q{args.quality}" if args.task == "jpeg" else f"sigma {args.sigma:g}"
-    print(f"\n### `dip {args.task}` on a 1024 x 1024 photo ({label}), defaults {' '.join(args.extra)}\n")
-    print("| input | result | gain | wall time | peak memory |" + (" NLM |" if baseline else ""))
-    print("|---|---|---|---|---|" + ("---|" if baseline else ""))
+    size = f"{clean.shape[1]} x {clean.shape[0]}"
+    print(f"\n### `dip {args.task}` on a {size} photo ({label}), defaults {' '.join(args.extra)}\n")
+    print("| input | result | gain | wall time | CPU time | peak memory |" + (" NLM |" if baseline else ""))
+    print("|---|---|---|---|---|---|" + ("---|" if baseline else ""))
     row = f"| {psnr(observed, clean):.2f} | {result:.2f} | {result - psnr(observed, clean):+.2f} "
-    row += f"| {seconds / 60:.1f} min | {peak_gb:.2f} GB |"
+    row += f"| {seconds / 60:.1f} min | {cpu_seconds / 60:.1f} min | {peak_gb:.2f} GB |"
     print(row + (f" {baseline:.2f} |" if baseline else ""))
     print("\n| iteration | snapshot PSNR (before any final projection) |\n|---|---|")
     for iteration, value in curve:
