@@ -4,7 +4,8 @@
     python -m benchmarks.large_photo -- --tile off      # the whole image as one fit, with its curve
     python -m benchmarks.large_photo --task denoise     # dip denoise, sigma 25 (hours on a CPU), + NLM
     python -m benchmarks.large_photo --keep out/        # keep the photo, the result and the run folder
-    python -m benchmarks.large_photo --size 4000x3000 --keep big/   # 12 MP (hours; rerun to resume)
+    python -m benchmarks.large_photo --size 4000x3000 --keep big/   # 12 MP (hours on a CPU)
+    python -m benchmarks.large_photo --size 4000x3000 --keep big/ -- --resume   # after a kill
 
 The photo is a 1024 x 1024 mosaic (1.05 MP) of four real 512 px photos, none upscaled: the
 paper's F16, kate and barbara (grayscale, as RGB; ../shared/data/dip) and scikit-image's
@@ -84,7 +85,8 @@ def run_cli(task: str, source: Path, output: Path, extra: list[str]) -> tuple[fl
     and its workers, the peak of their memory together (proportional set sizes, summed every
     2 s: memory they share, such as torch's libraries, counted once; GB), exit code. (Reading
     the sizes walks each process's page tables: every 0.2 s it took 16% of a core here,
-    slowing the fit.) A killed run resumes when run again with the same folder."""
+    slowing the fit.) A killed run continues when run again with the same folder and
+    ``-- --resume``; the figures are then those of the resumed part."""
     command = [sys.executable, "-m", "dip_cli", task, str(source), "-o", str(output)]
     command += ["--save-every", str(SNAPSHOT_EVERY), *extra]
     print("$", " ".join(command[2:]), file=sys.stderr, flush=True)
@@ -128,7 +130,7 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--size", type=parse_size, default=(2 * SIDE, 2 * SIDE), help="WIDTHxHEIGHT")
     parser.add_argument(
-        "--keep", type=Path, help="keep the photo, the result and the run folder here (rerun: resume)"
+        "--keep", type=Path, help="keep the photo, the result and the run folder here (-- --resume continues)"
     )
     parser.add_argument("extra", nargs="*", help="more dip options, after --, e.g. -- --iters 1200")
     args = parser.parse_args()
