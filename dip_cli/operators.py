@@ -223,12 +223,18 @@ class JpegModel(Operator):
 
     @property
     def target(self) -> torch.Tensor:
-        """The file's dequantized coefficients k*q (0-1 scale), flat, component after component."""
-        parts = [
-            (getattr(self, f"coefficients{c}").float() * q.view(8, 8)).reshape(-1)
-            for c, q in enumerate(self.tables)
-        ]
-        return torch.cat(parts) / 255.0
+        """The file's dequantized coefficients k*q (0-1 scale), flat, component after component.
+
+        Built on first use where the module lives and kept (a tile's fit uses it every step; a
+        parent that only cuts tiles never builds it)."""
+        cached = self.__dict__.get("_target")
+        if cached is None or cached.device != self.tables.device:
+            parts = [
+                (getattr(self, f"coefficients{c}").float() * q.view(8, 8)).reshape(-1)
+                for c, q in enumerate(self.tables)
+            ]
+            cached = self.__dict__["_target"] = torch.cat(parts) / 255.0
+        return cached
 
     @property
     def step_tables(self) -> torch.Tensor:

@@ -422,7 +422,7 @@ from dip_cli.run_folder import RunFolder
 from dip_cli.tiled import plan_layout, restore_in_tiles
 from tests.conftest import real_crop
 preset, folder, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
-noisy = simulate_noise(real_crop("coffee", 80)[:48], 25, seed=1)  # two tiles, one a worker
+noisy = simulate_noise(real_crop("coffee", 80)[:48], 25, seed=1)  # two tiles, one per worker
 # 400 steps: no worker can finish its tile before the other has checkpointed, on any machine
 settings = load_preset(preset).with_overrides(iters=400, stop="fixed")
 layout = plan_layout(noisy, Identity(), 48)
