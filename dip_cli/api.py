@@ -29,8 +29,10 @@ progress : bool or callable, optional
 tile : "auto", "off" or int
     Large images are restored as overlapping tiles, each its own DIP problem, blended with a
     smooth window: memory is bounded by the tile, and each tile is a problem the presets'
-    budgets are made for. ``auto`` fits an image of up to ``tiled.AUTO_TILE`` (512) px a side
-    whole and tiles a larger one; an int is the largest tile side in pixels.
+    budgets are made for. ``auto`` fits an image of up to ``tiled.AUTO_WHOLE`` (512) px a side
+    whole and tiles a larger one, in tiles of up to ``tiled.AUTO_TILE`` (576) px, smaller for a
+    network whose fit would need more than ``tiled.AUTO_TILE_BYTES`` (``tiled.auto_tile_side``);
+    an int is the largest tile side in pixels.
 """
 
 from __future__ import annotations

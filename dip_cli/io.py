@@ -215,7 +215,9 @@ def _read_with_pillow(path, name: str | None = None) -> Picture:
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[..., None]
-    return _split_channels(array.astype(np.float32) / 255.0, 8)
+    pixels = array.astype(np.float32)
+    pixels /= 255.0  # in place: one float copy of a large photo at a time, not two
+    return _split_channels(pixels, 8)
 
 
 def _read_png16(path: Path) -> tuple[np.ndarray, int]:

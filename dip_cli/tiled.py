@@ -40,16 +40,25 @@ from dip_cli.metrics import psnr, ssim
 from dip_cli.run_folder import RunFolder
 from dip_cli.settings import Settings
 
-#: The largest side ``tile="auto"`` fits whole, and its tiles' largest side. The presets' budgets
-#: are set at the paper's sizes (up to 512 px); a larger image fitted whole is still far from
-#: done at the end of them: a 1024 x 1024 JPEG (quality 10, 26.97 dB) fitted whole with the
-#: jpeg preset was at 23.0 dB after 1000 of its 2400 iterations, rising 0.9 dB per 200, while
-#: 128-256 px problems pass their JPEG within a few hundred. The same budget on smaller tiles
-#: gets further (tiles were 0.04-1.2 dB better than whole 256 px images), and a tile's memory
-#: is bounded (1.35 GiB for the denoising net at 512 px).
+#: ``tile="auto"`` fits an image of up to ``AUTO_WHOLE`` px a side whole: the presets' budgets
+#: are set at the paper's sizes (512 px). A larger image fitted whole is still far from done at
+#: the end of them: a 1024 x 1024 JPEG (quality 10, 26.97 dB) fitted whole with the jpeg preset
+#: was at 23.0 dB after 1000 of its 2400 iterations, rising 0.9 dB per 200, while 128-512 px
+#: problems pass their JPEG within a few hundred. The same budget on smaller tiles gets further
+#: (tiles were 0.04-1.3 dB better than whole 256 and 512 px images, JPEG at 512 px 0.13 worse).
+AUTO_WHOLE = 512
+#: A larger image is cut into tiles of at most ``AUTO_TILE`` px a side. Tiles are shrunk to the
+#: smallest side that covers the image with their overlap, so the largest side allowed gives the
+#: fewest pixels fitted twice: with 512 a 1024 px photo took 3 x 3 tiles of 384 px (1.33 MP of
+#: tiles, five rounds of two workers), with 576 it takes 2 x 2 of 544 px (1.18 MP, two rounds).
+AUTO_TILE = 576
+#: ... and at most the side whose fit the memory estimate (``device.estimate_bytes``) keeps
+#: within ``AUTO_TILE_BYTES``: a network heavier than the JPEG preset's gets smaller tiles, so
+#: that a 24 MP photo's workers and their parent stay within 3 GB (the denoising net's estimate
+#: is 1.1 GiB at 576 px and 0.55 GiB at 384).
+AUTO_TILE_BYTES = 640 * 2**20
 #: The overlap between neighbouring tiles: a quarter of a small tile, at most 64 px (the blend
 #: window's ramp).
-AUTO_TILE = 512
 TILE_OVERLAP = 64
 MIN_TILE = 32
 
@@ -58,21 +67,52 @@ def tile_overlap(tile: int) -> int:
     return max(8, min(TILE_OVERLAP, tile // 4))
 
 
-def plan_layout(y: np.ndarray, operator, tile: str | int):
+def plan_layout(y: np.ndarray, operator, tile: str | int, settings: Settings | None = None):
     """The tiles for this image (in the operator's frame: stored orientation for a JPEG file),
-    or None for a whole-image fit."""
+    or None for a whole-image fit. ``tile="auto"`` with ``settings`` keeps each tile's fit within
+    ``AUTO_TILE_BYTES`` (``auto_tile_side``)."""
     from dip_cli.tiles import plan_tiles
 
     if tile == "off":
         return None
     height, width = _frame_size(operator, *operator.output_size(y.shape[0], y.shape[1]))
+    multiple = operator.tile_multiple()
     if tile == "auto":
-        tile = AUTO_TILE
+        if height <= AUTO_WHOLE and width <= AUTO_WHOLE:
+            return None
+        tile = AUTO_TILE if settings is None else auto_tile_side(settings, y.shape[2], multiple)
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
         raise InputError(f"tile must be 'auto', 'off' or a side of at least {MIN_TILE} px, got {tile!r}")
     if height <= tile and width <= tile:
         return None  # one tile is the whole image
-    return plan_tiles(height, width, tile, tile_overlap(tile), multiple=operator.tile_multiple())
+    return plan_tiles(height, width, tile, tile_overlap(tile), multiple=multiple)
+
+
+def auto_tile_side(settings: Settings, channels: int, multiple: int = 1) -> int:
+    """The largest tile side up to ``AUTO_TILE`` (on a grid of ``multiple``, 16 px at least)
+    whose fit the memory estimate keeps within ``AUTO_TILE_BYTES``: the preset's network decides
+    the side, not the image."""
+    step = max(16, multiple)
+    largest = AUTO_TILE // step * step
+    half = largest // 2
+    at_largest, at_half = _fit_estimate(settings, channels, largest), _fit_estimate(settings, channels, half)
+    per_pixel = (at_largest - at_half) / (largest**2 - half**2)  # activations grow with the area
+    fixed = at_half - per_pixel * half**2  # parameters and Adam's state do not
+    side = largest
+    while side > step and fixed + per_pixel * side**2 > AUTO_TILE_BYTES:
+        side -= step
+    # The network pads its input (to a multiple of 2^levels): check the guess itself.
+    while side > step and _fit_estimate(settings, channels, side) > AUTO_TILE_BYTES:
+        side -= step
+    return max(side, MIN_TILE)
+
+
+def _fit_estimate(settings: Settings, channels: int, side: int) -> int:
+    from dip_cli import device as devices
+    from dip_cli.core import build_network_for
+
+    net, (padded_h, padded_w) = build_network_for(settings, channels, side, side)
+    return devices.estimate_bytes(net, settings.input.depth, padded_h, padded_w)
 
 
 def whole_layout(y: np.ndarray, operator):

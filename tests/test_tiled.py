@@ -82,6 +82,46 @@ def test_auto_fits_up_to_a_tile_whole_and_tiles_anything_larger():
         plan_layout(small, Identity(), 4)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_tiles_fingerprint_hashes_planes_as_the_whole_image_s_hashes_its_tensor(channels):
+    """A large photo's fingerprint is hashed one channel plane at a time (no whole-image copy):
+    the digest must be the one a (1, C, H, W) tensor of it gives, or old runs would not resume."""
+    from dip_cli.core import _array_fingerprint, _fingerprint, _to_tensor
+
+    y = np.random.default_rng(channels).random((37, 53, channels), dtype=np.float32)
+    settings, mask = load_preset("denoise"), Mask(torch.from_numpy(y[..., 0] > 0.5))
+    by_planes = _array_fingerprint(y, mask, settings, 3)
+    assert by_planes == _fingerprint(_to_tensor(y), mask, settings, 3)
+    assert by_planes != _array_fingerprint(y[::-1].copy(), mask, settings, 3)
+
+
+def test_auto_tiles_are_as_large_as_the_preset_s_memory_estimate_allows():
+    import dip_cli.tiled as tiled
+    from dip_cli import device as devices
+    from dip_cli.core import build_network_for
+
+    def estimate(settings, side):
+        net, (h, w) = build_network_for(settings, 3, side, side)
+        return devices.estimate_bytes(net, settings.input.depth, h, w)
+
+    photo = np.zeros((1024, 1024, 3), np.float32)
+    sides = {}
+    for name in ("jpeg", "denoise", "denoise-paper"):
+        settings = load_preset(name)
+        side = sides[name] = tiled.auto_tile_side(settings, 3)
+        assert side % 16 == 0 and 32 <= side <= tiled.AUTO_TILE
+        assert estimate(settings, side) <= tiled.AUTO_TILE_BYTES  # the true estimate, not its fit
+        if side < tiled.AUTO_TILE:  # the largest such side
+            assert estimate(settings, side + 16) > 0.95 * tiled.AUTO_TILE_BYTES
+        layout = plan_layout(photo, Identity(), "auto", settings)
+        assert max(max(t.height, t.width) for t in layout) <= side
+        # up to the paper's 512 px an image is fitted whole whatever the network
+        assert plan_layout(photo[:512, :400], Identity(), "auto", settings) is None
+    assert sides["denoise-paper"] < sides["denoise"] < sides["jpeg"]
+    # the light JPEG net takes a 1 MP photo in 2 x 2 tiles, not 3 x 3 of 384 px
+    assert len(plan_layout(photo, Identity(), "auto", load_preset("jpeg"))) == 4
+
+
 @pytest.mark.parametrize("warm_start", [False, True])
 def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path, warm_start):
     clean = real_crop("coffee", 80)
