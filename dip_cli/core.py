@@ -108,14 +108,15 @@ def restore_array(
 
     ``tile``: ``"off"`` fits the whole image at once; an integer fits overlapping tiles of at
     most that side, each its own DIP problem (``restore_in_tiles``); ``"auto"`` tiles an image
-    larger than ``tiled.auto_tile_side`` (576 px, less for a network whose fit would need more
-    than ``tiled.AUTO_TILE_BYTES``) and fits a smaller one whole.
+    larger than ``tiled.AUTO_WHOLE`` (512 px) in tiles of ``tiled.auto_tile_side`` (up to 576 px;
+    less for a network whose fit would need more than ``tiled.AUTO_TILE_BYTES`` on a CPU) and
+    fits a smaller one whole.
     ``settings.fit.restarts`` > 1 fits the image (or each tile) that many times from independent
     seeds and averages the outputs.
     """
     from dip_cli.tiled import plan_layout, restore_in_tiles, whole_layout
 
-    layout = plan_layout(y, operator, tile, settings)
+    layout = plan_layout(y, operator, tile, settings, device)
     if layout is None and settings.fit.restarts > 1:  # several fits: the parts machinery of tiles
         layout = whole_layout(y, operator)
     if layout is not None:

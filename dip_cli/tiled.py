@@ -52,10 +52,11 @@ AUTO_WHOLE = 512
 #: fewest pixels fitted twice: with 512 a 1024 px photo took 3 x 3 tiles of 384 px (1.33 MP of
 #: tiles, five rounds of two workers), with 576 it takes 2 x 2 of 544 px (1.18 MP, two rounds).
 AUTO_TILE = 576
-#: ... and at most the side whose fit the memory estimate (``device.estimate_bytes``) keeps
-#: within ``AUTO_TILE_BYTES``: a network heavier than the JPEG preset's gets smaller tiles, so
-#: that a 24 MP photo's workers and their parent stay within 3 GB (the denoising net's estimate
-#: is 1.1 GiB at 576 px and 0.55 GiB at 384).
+#: ... and, on a CPU, at most the side whose fit the memory estimate (``device.estimate_bytes``)
+#: keeps within ``AUTO_TILE_BYTES``: a network heavier than the JPEG preset's gets smaller tiles,
+#: so that a 24 MP photo's workers (one per core, side by side) and their parent stay within
+#: 3 GB (the denoising net's estimate is 1.1 GiB at 576 px and 0.55 GiB at 384). A GPU fits its
+#: tiles one at a time, so there the bound is the device's free memory.
 AUTO_TILE_BYTES = 640 * 2**20
 #: The overlap between neighbouring tiles: a quarter of a small tile, at most 64 px (the blend
 #: window's ramp).
@@ -67,10 +68,12 @@ def tile_overlap(tile: int) -> int:
     return max(8, min(TILE_OVERLAP, tile // 4))
 
 
-def plan_layout(y: np.ndarray, operator, tile: str | int, settings: Settings | None = None):
+def plan_layout(
+    y: np.ndarray, operator, tile: str | int, settings: Settings | None = None, device: str = "cpu"
+):
     """The tiles for this image (in the operator's frame: stored orientation for a JPEG file),
-    or None for a whole-image fit. ``tile="auto"`` with ``settings`` keeps each tile's fit within
-    ``AUTO_TILE_BYTES`` (``auto_tile_side``)."""
+    or None for a whole-image fit. ``tile="auto"`` with ``settings`` sizes the tiles by the
+    preset's network on ``device`` (``auto_tile_side``)."""
     from dip_cli.tiles import plan_tiles
 
     if tile == "off":
@@ -80,7 +83,7 @@ def plan_layout(y: np.ndarray, operator, tile: str | int, settings: Settings | N
     if tile == "auto":
         if height <= AUTO_WHOLE and width <= AUTO_WHOLE:
             return None
-        tile = AUTO_TILE if settings is None else auto_tile_side(settings, y.shape[2], multiple)
+        tile = AUTO_TILE if settings is None else auto_tile_side(settings, y.shape[2], multiple, device)
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
         raise InputError(f"tile must be 'auto', 'off' or a side of at least {MIN_TILE} px, got {tile!r}")
     if height <= tile and width <= tile:
@@ -88,23 +91,19 @@ def plan_layout(y: np.ndarray, operator, tile: str | int, settings: Settings | N
     return plan_tiles(height, width, tile, tile_overlap(tile), multiple=multiple)
 
 
-def auto_tile_side(settings: Settings, channels: int, multiple: int = 1) -> int:
+def auto_tile_side(settings: Settings, channels: int, multiple: int = 1, device: str = "cpu") -> int:
     """The largest tile side up to ``AUTO_TILE`` (on a grid of ``multiple``, 16 px at least)
-    whose fit the memory estimate keeps within ``AUTO_TILE_BYTES``: the preset's network decides
-    the side, not the image."""
+    whose fit the memory estimate keeps within the budget: ``AUTO_TILE_BYTES`` on a CPU, 80%
+    of the free memory on a GPU. The preset's network decides the side, not the image."""
+    from dip_cli import device as devices
+
+    torch_device = devices.resolve_device(device)
+    budget = AUTO_TILE_BYTES
+    if torch_device.type != "cpu":
+        budget = int(0.8 * devices.available_bytes(torch_device))
     step = max(16, multiple)
-    largest = AUTO_TILE // step * step
-    half = largest // 2
-    at_largest, at_half = _fit_estimate(settings, channels, largest), _fit_estimate(settings, channels, half)
-    per_pixel = (at_largest - at_half) / (largest**2 - half**2)  # activations grow with the area
-    fixed = at_half - per_pixel * half**2  # parameters and Adam's state do not
-    side = largest
-    while side > step and fixed + per_pixel * side**2 > AUTO_TILE_BYTES:
-        side -= step
-    # The network pads its input (to a multiple of 2^levels): check the guess itself.
-    while side > step and _fit_estimate(settings, channels, side) > AUTO_TILE_BYTES:
-        side -= step
-    return max(side, MIN_TILE)
+    sides = range(AUTO_TILE // step * step, step, -step)  # largest first
+    return next((s for s in sides if _fit_estimate(settings, channels, s) <= budget), max(step, MIN_TILE))
 
 
 def _fit_estimate(settings: Settings, channels: int, side: int) -> int:

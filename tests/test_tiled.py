@@ -95,7 +95,7 @@ def test_the_tiles_fingerprint_hashes_planes_as_the_whole_image_s_hashes_its_ten
     assert by_planes != _array_fingerprint(y[::-1].copy(), mask, settings, 3)
 
 
-def test_auto_tiles_are_as_large_as_the_preset_s_memory_estimate_allows():
+def test_auto_tiles_are_as_large_as_the_preset_s_memory_estimate_allows(monkeypatch):
     import dip_cli.tiled as tiled
     from dip_cli import device as devices
     from dip_cli.core import build_network_for
@@ -112,12 +112,20 @@ def test_auto_tiles_are_as_large_as_the_preset_s_memory_estimate_allows():
         assert side % 16 == 0 and 32 <= side <= tiled.AUTO_TILE
         assert estimate(settings, side) <= tiled.AUTO_TILE_BYTES  # the true estimate, not its fit
         if side < tiled.AUTO_TILE:  # the largest such side
-            assert estimate(settings, side + 16) > 0.95 * tiled.AUTO_TILE_BYTES
+            assert estimate(settings, side + 16) > tiled.AUTO_TILE_BYTES
         layout = plan_layout(photo, Identity(), "auto", settings)
         assert max(max(t.height, t.width) for t in layout) <= side
         # up to the paper's 512 px an image is fitted whole whatever the network
         assert plan_layout(photo[:512, :400], Identity(), "auto", settings) is None
     assert sides["denoise-paper"] < sides["denoise"] < sides["jpeg"]
+    # a GPU fits its tiles one at a time: there only its free memory bounds them
+    monkeypatch.setattr(devices, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(devices, "available_bytes", lambda device: 64 * 2**30)
+    assert tiled.auto_tile_side(load_preset("denoise-paper"), 3) == tiled.AUTO_TILE
+    monkeypatch.setattr(devices, "available_bytes", lambda device: 2**30)
+    small_gpu = tiled.auto_tile_side(load_preset("denoise-paper"), 3)
+    assert sides["denoise-paper"] < small_gpu < tiled.AUTO_TILE
+    assert estimate(load_preset("denoise-paper"), small_gpu) <= 0.8 * 2**30
     # the light JPEG net takes a 1 MP photo in 2 x 2 tiles, not 3 x 3 of 384 px
     assert len(plan_layout(photo, Identity(), "auto", load_preset("jpeg"))) == 4
 
