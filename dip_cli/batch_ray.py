@@ -14,7 +14,11 @@ a scheduler of its own. The plan (which files, output names, skip-finished) is t
 - Every worker must see the inputs and the output folder (shared storage): a probe on every node
   checks this before any image starts, and the batch fails once, clearly, if one cannot.
 - Ctrl-C or SIGTERM cancels the queued images and interrupts the running ones, which checkpoint
-  at their next step and stop (exit 130/143); a rerun resumes them.
+  at their next step and stop (exit 130/143); a rerun resumes them. ``ray.cancel`` alone can be
+  lost for a task that is being handed to its worker (seen once in the tests: after a Ctrl-C
+  one image of three ran its whole budget), so the stop is also posted to the batch's progress
+  actor, which each task asks a few times a second without waiting (``fit.request_stop``: a
+  second request does not abort the checkpoint the way a second Ctrl-C would).
 
 Ray is an optional extra (``pip install 'dip-cli[ray]'``): nothing here is imported by a local batch.
 """
@@ -252,6 +256,7 @@ def _submit_and_wait(todo: list, options: RayOptions, gpus: float, observer, out
                     outcome = outcomes[item] = _ref_outcome(ref, item, Outcome)
                     observer.image_finish(key, outcome)
                 if caught.signum and not cancelled:
+                    queue.stop.remote(caught.signum)  # what ray.cancel misses, the tasks see here
                     for ref in pending:  # queued: dropped; running: interrupted, checkpoints, returns
                         ray.cancel(ref, force=False)
                     cancelled = True
@@ -293,6 +298,7 @@ class ProgressBox:
 
     def __init__(self) -> None:
         self.messages: list[tuple] = []
+        self.signum = 0  # the signal that stopped the batch, 0 while it runs
 
     def put(self, message: tuple) -> None:
         self.messages.append(message)
@@ -301,12 +307,22 @@ class ProgressBox:
         messages, self.messages = self.messages, []
         return messages
 
+    def stop(self, signum: int) -> None:
+        self.signum = signum
+
+    def stopping(self) -> int:
+        return self.signum
+
 
 def _restore_task(item, request, key: int, batch_id: str, queue):
     """One image on a Ray worker. A retry of this batch's task resumes from the checkpoint."""
+    import ray
+
     from dip_cli.batch import Outcome, _finished_result, _restore_guarded
     from dip_cli.run_folder import RunFolder
 
+    if ray.get(queue.stopping.remote()):  # the batch was stopped before this task ran
+        return Outcome(item, "pending", message="not started")
     marker = item.run_dir / BATCH_MARKER
     retry = marker.is_file() and marker.read_text() == batch_id
     finished = (RunFolder(item.run_dir).read_info() or {}).get("status") == "finished"
@@ -329,6 +345,7 @@ class _QueueForward:
 
     def __init__(self, queue, key: int) -> None:
         self.queue, self.key, self.last = queue, key, 0.0
+        self.stop_asked = None  # the pending question to the actor: has the batch been stopped?
 
     def start(self, name: str, total: int, done: int) -> None:
         self.queue.put.remote(("start", self.key, (name, total, done)))
@@ -338,6 +355,23 @@ class _QueueForward:
         if now - self.last >= 1 / UPDATES_PER_SECOND or status.iteration >= status.iters:
             self.last = now
             self.queue.put.remote(("update", self.key, status))
+            self._stop_if_asked()
+
+    def _stop_if_asked(self) -> None:
+        """Ask the actor whether the batch was stopped, never waiting for its answer (a task
+        blocked in ``ray.get`` lends its CPUs back); the fit checkpoints and stops if it was."""
+        import ray
+
+        from dip_cli.fit import request_stop
+
+        if self.stop_asked is None:
+            self.stop_asked = self.queue.stopping.remote()
+            return
+        ready, _ = ray.wait([self.stop_asked], timeout=0)
+        if ready:
+            signum, self.stop_asked = ray.get(self.stop_asked), None
+            if signum:
+                request_stop(signum)
 
     def finish(self) -> None:
         pass

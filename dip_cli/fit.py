@@ -245,10 +245,28 @@ class _Flag:
         self.signum = 0
 
 
+_running: _Flag | None = None  # the flag of the fit running in this process, if one is
+_stop_before_next_fit = 0  # a stop asked while no fit was running
+
+
+def request_stop(signum: int) -> None:
+    """Ask this process's fit to checkpoint and stop at its next step, as a Ctrl-C would (a
+    second request does not abort, unlike a second Ctrl-C). Asked while no fit runs, the next
+    fit stops after its first step. For worker processes: a parent's signal that lands between
+    two jobs or while a job builds its network (``workers``), a Ray batch's stop (``batch_ray``)."""
+    global _stop_before_next_fit
+    if _running is not None:
+        _running.signum = _running.signum or signum
+    else:
+        _stop_before_next_fit = _stop_before_next_fit or signum
+
+
 @contextmanager
 def _deferred_interrupt() -> Iterator[_Flag]:
     """Turn the first Ctrl-C or SIGTERM into a flag checked between steps; a second one aborts."""
+    global _running, _stop_before_next_fit
     flag = _Flag()
+    flag.signum, _stop_before_next_fit = _stop_before_next_fit, 0
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
@@ -259,8 +277,10 @@ def _deferred_interrupt() -> Iterator[_Flag]:
         flag.signum = signum
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _running = flag
     try:
         yield flag
     finally:
+        _running = None
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -14,8 +14,11 @@ generators and signal handling, and a fit needs no change to run in one.
   ``on_message`` while it waits.
 - Workers run in their own process groups, so a terminal's Ctrl-C reaches only the parent,
   which then sends the same signal once to each running worker: its fit checkpoints at the
-  next step boundary and stops. Jobs not started yet are cancelled (``stopping()`` is true in a
-  worker once a stop was asked, for a job that was already handed to it).
+  next step boundary and stops. A signal that lands outside a fit (between two jobs, or while a
+  job builds its network) is kept for the fit (``fit.request_stop``), which stops after its
+  first step, instead of killing the worker mid-read of the pool's queue. Jobs not started yet
+  are cancelled (``stopping()`` is true in a worker once a stop was asked, for a job that was
+  already handed to it).
 - On Linux each worker also gets SIGTERM when the parent dies, even by kill -9, so an orphaned
   fit checkpoints and exits instead of running on while holding its run folder's lock. (The
   signal is consumed by the fit's checkpoint, so a worker that finds itself orphaned after a
@@ -97,7 +100,8 @@ def run_jobs(
             finished, _ = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
             drain(queue, on_message)
             for future in finished:
-                caught.signum = on_done(futures.pop(future), future, bool(caught.signum)) or caught.signum
+                asked = on_done(futures.pop(future), future, bool(caught.signum))
+                caught.signum = caught.signum or asked  # the first signal names the stop
             if caught.signum and not stop_event.is_set():
                 stop_event.set()
                 _interrupt_workers(pool, set(futures), caught.signum)
@@ -168,8 +172,24 @@ def _init_worker(queue, stop_event) -> None:
     global _messages, _stop_event, _parent
     _messages, _stop_event, _parent = queue, stop_event, os.getppid()
     os.setpgrp()  # a terminal's Ctrl-C goes to the parent only; it forwards exactly one signal
+    import dip_cli.fit  # noqa: F401  (now, not inside the signal handler, which needs it)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _keep_for_the_fit)
     _die_with_parent()
     warnings.showwarning = _show_warning_line
+
+
+def _keep_for_the_fit(signum, frame) -> None:
+    """A stop signal outside a fit (a fit installs its own handler): kept for the job's fit,
+    which then checkpoints and stops. Raising KeyboardInterrupt here instead could land in the
+    pool's own code (reading the next job) and kill the worker, which breaks the whole pool and
+    takes the other workers' checkpoints with it."""
+    if os.getppid() != _parent:  # orphaned (SIGTERM on the parent's death) with no fit to save
+        os._exit(128 + signum)
+    from dip_cli.fit import request_stop  # imported by _init_worker already
+
+    request_stop(signum)
 
 
 def _call(fn: Callable[..., Any], args: tuple) -> Any:

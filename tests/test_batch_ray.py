@@ -211,6 +211,29 @@ def test_ctrl_c_interrupts_the_running_images_which_keep_their_checkpoints(tiny_
     assert not any(item.output.exists() for item in plan.items)
 
 
+def test_the_tasks_stop_on_their_own_where_ray_cancel_is_lost(tiny_preset, folder, tmp_path, monkeypatch):
+    """ray.cancel can miss a task being handed to its worker; the tasks also ask the batch's actor."""
+    monkeypatch.setattr(ray, "cancel", lambda *args, **kwargs: None)  # every cancel lost
+    plan = plan_batch([folder], output_dir=tmp_path / "out")
+
+    def interrupt_after_a_checkpoint() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if any((item.run_dir / "checkpoint.pt").exists() for item in plan.items):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=interrupt_after_a_checkpoint)
+    sender.start()
+    report = run_batch(plan, template(tiny_preset, iters=5000, save_every=20), ray=ON_RAY)
+    sender.join()
+    assert report.exit_code == 130
+    statuses = [o.status for o in report.outcomes]
+    assert "restored" not in statuses and statuses.count("interrupted") >= 1, statuses
+    assert not any(item.output.exists() for item in plan.items)
+
+
 def test_ray_refuses_up_front_what_cannot_run(cli, tiny_preset, folder, tmp_path):
     plan = plan_batch([folder], output_dir=tmp_path / "out")
     with pytest.raises(InputError, match="no Ray node has 64 CPU"):
