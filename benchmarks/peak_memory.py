@@ -20,14 +20,22 @@ from pathlib import Path
 from benchmarks.large_photo import corrupt, mosaic, run_cli
 
 
+def size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 6000x4000, got {text!r}") from None
+    return width, height
+
+
 def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--task", choices=("denoise", "jpeg"), default="denoise")
-    parser.add_argument("--size", default="6000x4000", help="WIDTHxHEIGHT (default: 24 MP)")
+    parser.add_argument("--size", type=size, default="6000x4000", help="WIDTHxHEIGHT (default: 24 MP)")
     parser.add_argument("extra", nargs="*", help="options passed to dip (after --)")
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    width, height = args.size
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         source = corrupt(mosaic(width, height), args.task, folder, 10, 25.0)

@@ -321,7 +321,7 @@ def _restore_task(item, request, key: int, batch_id: str, queue):
     from dip_cli.batch import Outcome, _finished_result, _restore_guarded
     from dip_cli.run_folder import RunFolder
 
-    if ray.get(queue.stopping.remote()):  # the batch was stopped before this task ran
+    if ray.get(queue.stopping.remote()):  # stopped before this task ran (a brief wait, before any work)
         return Outcome(item, "pending", message="not started")
     marker = item.run_dir / BATCH_MARKER
     retry = marker.is_file() and marker.read_text() == batch_id

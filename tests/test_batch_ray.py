@@ -186,8 +186,8 @@ def test_worker_killed_mid_image_is_retried_and_resumes_from_its_checkpoint(tiny
     assert plan.items[0].output.is_file()
 
 
-def test_ctrl_c_interrupts_the_running_images_which_keep_their_checkpoints(tiny_preset, folder, tmp_path):
-    plan = plan_batch([folder], output_dir=tmp_path / "out")
+def ctrl_c_after_the_first_checkpoint(plan, tiny_preset):
+    """Run a long batch on Ray and send Ctrl-C once any image has checkpointed; its report."""
 
     def interrupt_after_a_checkpoint() -> None:
         deadline = time.time() + 120
@@ -202,9 +202,15 @@ def test_ctrl_c_interrupts_the_running_images_which_keep_their_checkpoints(tiny_
     sender.start()
     report = run_batch(plan, template(tiny_preset, iters=5000, save_every=20), ray=ON_RAY)
     sender.join()
+    return report
+
+
+def test_ctrl_c_interrupts_the_running_images_which_keep_their_checkpoints(tiny_preset, folder, tmp_path):
+    plan = plan_batch([folder], output_dir=tmp_path / "out")
+    report = ctrl_c_after_the_first_checkpoint(plan, tiny_preset)
     assert report.exit_code == 130
     statuses = [o.status for o in report.outcomes]
-    assert "restored" not in statuses and statuses.count("interrupted") >= 1
+    assert "restored" not in statuses and statuses.count("interrupted") >= 1, statuses
     # An image stopped mid-fit keeps its checkpoint (one stopped while loading has none to keep).
     kept = [item for item, o in zip(plan.items, report.outcomes, strict=True) if o.status == "interrupted"]
     assert any((item.run_dir / "checkpoint.pt").is_file() for item in kept)
@@ -215,19 +221,7 @@ def test_the_tasks_stop_on_their_own_where_ray_cancel_is_lost(tiny_preset, folde
     """ray.cancel can miss a task being handed to its worker; the tasks also ask the batch's actor."""
     monkeypatch.setattr(ray, "cancel", lambda *args, **kwargs: None)  # every cancel lost
     plan = plan_batch([folder], output_dir=tmp_path / "out")
-
-    def interrupt_after_a_checkpoint() -> None:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if any((item.run_dir / "checkpoint.pt").exists() for item in plan.items):
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            time.sleep(0.02)
-
-    sender = threading.Thread(target=interrupt_after_a_checkpoint)
-    sender.start()
-    report = run_batch(plan, template(tiny_preset, iters=5000, save_every=20), ray=ON_RAY)
-    sender.join()
+    report = ctrl_c_after_the_first_checkpoint(plan, tiny_preset)
     assert report.exit_code == 130
     statuses = [o.status for o in report.outcomes]
     assert "restored" not in statuses and statuses.count("interrupted") >= 1, statuses
