@@ -31,8 +31,10 @@ tile : "auto", "off" or int
     smooth window: memory is bounded by the tile, and each tile is a problem the presets'
     budgets are made for. ``auto`` fits an image of up to ``tiled.AUTO_WHOLE`` (512) px a side
     whole and tiles a larger one, in tiles of up to ``tiled.AUTO_TILE`` (576) px, smaller for a
-    network whose fit would need more than ``tiled.AUTO_TILE_BYTES`` on a CPU, or than the free
-    memory on a GPU (``tiled.auto_tile_side``); an int is the largest tile side in pixels.
+    network whose fit would need more than ``tiled.AUTO_TILE_BYTES`` on a CPU (less for a
+    photo so large that its own planes are a large share of the run's memory:
+    ``tiled.fit_budget``), or than the free memory on a GPU (``tiled.auto_tile_side``); an int
+    is the largest tile side in pixels.
 """
 
 from __future__ import annotations

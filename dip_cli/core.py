@@ -109,14 +109,14 @@ def restore_array(
     ``tile``: ``"off"`` fits the whole image at once; an integer fits overlapping tiles of at
     most that side, each its own DIP problem (``restore_in_tiles``); ``"auto"`` tiles an image
     larger than ``tiled.AUTO_WHOLE`` (512 px) in tiles of ``tiled.auto_tile_side`` (up to 576 px;
-    less for a network whose fit would need more than ``tiled.AUTO_TILE_BYTES`` on a CPU) and
-    fits a smaller one whole.
+    less for a network whose fit would need more than ``tiled.AUTO_TILE_BYTES`` on a CPU, and for
+    a photo whose planes eat into that budget: ``tiled.fit_budget``) and fits a smaller one whole.
     ``settings.fit.restarts`` > 1 fits the image (or each tile) that many times from independent
     seeds and averages the outputs.
     """
     from dip_cli.tiled import plan_layout, restore_in_tiles, whole_layout
 
-    layout = plan_layout(y, operator, tile, settings, device)
+    layout = plan_layout(y, operator, tile, settings, device, threads)
     if layout is None and settings.fit.restarts > 1:  # several fits: the parts machinery of tiles
         layout = whole_layout(y, operator)
     if layout is not None:

@@ -53,11 +53,22 @@ AUTO_WHOLE = 512
 #: tiles, five rounds of two workers), with 576 it takes 2 x 2 of 544 px (1.18 MP, two rounds).
 AUTO_TILE = 576
 #: ... and, on a CPU, at most the side whose fit the memory estimate (``device.estimate_bytes``)
-#: keeps within ``AUTO_TILE_BYTES``: a network heavier than the JPEG preset's gets smaller tiles,
-#: so that a 24 MP photo's workers (one per core, side by side) and their parent stay within
-#: 3 GB (the denoising net's estimate is 1.1 GiB at 576 px and 0.55 GiB at 384). A GPU fits its
-#: tiles one at a time, so there the bound is the device's free memory.
+#: keeps within ``AUTO_TILE_BYTES``: a network heavier than the JPEG preset's gets smaller tiles.
+#: A GPU fits its tiles one at a time, so there the bound is the device's free memory.
 AUTO_TILE_BYTES = 640 * 2**20
+#: A CPU run's memory is its fits (side by side, each in a worker: ``WORKER_BYTES`` plus the
+#: fit) and its parent's image planes (the observation, the blended result and the operator's
+#: buffers: 0.58 GB for a 24 MP RGB photo, negligible at 1 MP). The planes are paid from the
+#: fits' budget (``fit_budget``), so a run stays near ``fits x (WORKER_BYTES +
+#: AUTO_TILE_BYTES)`` plus one interpreter whatever the image: a 1 MP photo keeps 544 px jpeg
+#: tiles, a 24 MP one gets smaller tiles. Measured on 24 MP denoising with two workers: 384 px
+#: tiles (the per-fit bound alone) peaked at 3.25 GB, the parent holding 1.09 of it; with the
+#: planes paid, 320 px tiles, 2.93 GB (a 24 MP JPEG: 448 px tiles, 2.74 GB).
+#: The first ``FREE_PLANE_BYTES`` of planes (a 5 MP photo's) are not charged, so a 1 MP photo's
+#: tiles do not shrink for its 25 MB (its run is far below the bound). Below ``MIN_FIT_BYTES``
+#: (beyond ~45 MP of RGB with two workers) the tiles stop shrinking.
+FREE_PLANE_BYTES = 128 * 2**20
+MIN_FIT_BYTES = AUTO_TILE_BYTES // 4
 #: The overlap between neighbouring tiles: a quarter of a small tile, at most 64 px (the blend
 #: window's ramp).
 TILE_OVERLAP = 64
@@ -69,11 +80,17 @@ def tile_overlap(tile: int) -> int:
 
 
 def plan_layout(
-    y: np.ndarray, operator, tile: str | int, settings: Settings | None = None, device: str = "cpu"
+    y: np.ndarray,
+    operator,
+    tile: str | int,
+    settings: Settings | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
 ):
     """The tiles for this image (in the operator's frame: stored orientation for a JPEG file),
     or None for a whole-image fit. ``tile="auto"`` with ``settings`` sizes the tiles by the
-    preset's network on ``device`` (``auto_tile_side``)."""
+    preset's network on ``device`` (``auto_tile_side``), within what the image's planes leave
+    of the budget of the fits ``threads`` runs at once (``fit_budget``)."""
     from dip_cli.tiles import plan_tiles
 
     if tile == "off":
@@ -83,7 +100,12 @@ def plan_layout(
     if tile == "auto":
         if height <= AUTO_WHOLE and width <= AUTO_WHOLE:
             return None
-        tile = AUTO_TILE if settings is None else auto_tile_side(settings, y.shape[2], multiple, device)
+        if settings is not None:
+            planes = image_planes_bytes(y, operator)
+            budget = fit_budget(planes, _fits_at_once(device, threads))
+            tile = auto_tile_side(settings, y.shape[2], multiple, device, budget)
+        else:
+            tile = AUTO_TILE
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
         raise InputError(f"tile must be 'auto', 'off' or a side of at least {MIN_TILE} px, got {tile!r}")
     if height <= tile and width <= tile:
@@ -91,19 +113,52 @@ def plan_layout(
     return plan_tiles(height, width, tile, tile_overlap(tile), multiple=multiple)
 
 
-def auto_tile_side(settings: Settings, channels: int, multiple: int = 1, device: str = "cpu") -> int:
+def auto_tile_side(
+    settings: Settings, channels: int, multiple: int = 1, device: str = "cpu", budget: int = AUTO_TILE_BYTES
+) -> int:
     """The largest tile side up to ``AUTO_TILE`` (on a grid of ``multiple``, 16 px at least)
-    whose fit the memory estimate keeps within the budget: ``AUTO_TILE_BYTES`` on a CPU, 80%
-    of the free memory on a GPU. The preset's network decides the side, not the image."""
+    whose fit the memory estimate keeps within the budget: ``budget`` on a CPU, 80% of the free
+    memory on a GPU. The preset's network decides the side, not the image."""
     from dip_cli import device as devices
 
     torch_device = devices.resolve_device(device)
-    budget = AUTO_TILE_BYTES
     if torch_device.type != "cpu":
         budget = int(0.8 * devices.available_bytes(torch_device))
     step = max(16, multiple)
     sides = range(AUTO_TILE // step * step, step, -step)  # largest first
     return next((s for s in sides if _fit_estimate(settings, channels, s) <= budget), max(step, MIN_TILE))
+
+
+def fit_budget(planes: int, fits: int) -> int:
+    """A CPU fit's memory budget when ``fits`` run at once beside image planes of ``planes``
+    bytes: the run's ``fits x (WORKER_BYTES + AUTO_TILE_BYTES)`` less the planes (beyond
+    ``FREE_PLANE_BYTES``) and the workers' interpreters, shared out (one fit runs in the
+    parent: no worker), and at most ``AUTO_TILE_BYTES``, at least ``MIN_FIT_BYTES``."""
+    fits = max(1, fits)
+    workers = fits if fits > 1 else 0
+    charged = max(0, planes - FREE_PLANE_BYTES)
+    left = fits * (WORKER_BYTES + AUTO_TILE_BYTES) - charged - workers * WORKER_BYTES
+    return int(max(MIN_FIT_BYTES, min(AUTO_TILE_BYTES, left / fits)))
+
+
+def image_planes_bytes(y: np.ndarray, operator) -> int:
+    """What the parent of a tiled run holds for the image while its tiles are fitted: the
+    observation, the blended float32 result and the operator's buffers (a mask, a JPEG's
+    coefficients)."""
+    height, width = operator.output_size(y.shape[0], y.shape[1])
+    buffers = operator.buffers() if hasattr(operator, "buffers") else ()
+    operator_bytes = sum(b.numel() * b.element_size() for b in buffers)
+    return y.size * 4 + height * width * y.shape[2] * 4 + operator_bytes
+
+
+def _fits_at_once(device: str, threads: int | None) -> int:
+    """How many fits a CPU run will put side by side (``parallel_parts``: one per thread of
+    its budget); 1 on a GPU."""
+    from dip_cli import device as devices
+
+    if devices.resolve_device(device).type != "cpu":
+        return 1
+    return threads or devices.default_threads(AUTO_TILE * AUTO_TILE)
 
 
 def _fit_estimate(settings: Settings, channels: int, side: int) -> int:

@@ -130,6 +130,36 @@ def test_auto_tiles_are_as_large_as_the_preset_s_memory_estimate_allows(monkeypa
     assert len(plan_layout(photo, Identity(), "auto", load_preset("jpeg"))) == 4
 
 
+def test_a_huge_photo_s_planes_are_paid_from_its_fits_budget():
+    """The parent holds the image's planes (observation, blended result) beside the fits: at
+    1 MP they are free, at 24 MP side-by-side fits get smaller tiles so the run stays within
+    fits x (WORKER_BYTES + AUTO_TILE_BYTES), and one fit alone (in the parent) shrinks less."""
+    import dip_cli.tiled as tiled
+
+    budget, free = tiled.AUTO_TILE_BYTES, tiled.FREE_PLANE_BYTES
+    assert tiled.fit_budget(0, 2) == tiled.fit_budget(free, 2) == budget
+    huge = 2 * 6000 * 4000 * 3 * 4  # a 24 MP photo's observation and result, float32
+    assert tiled.fit_budget(huge, 2) == budget - (huge - free) // 2
+    assert tiled.fit_budget(huge, 2) < tiled.fit_budget(huge, 1) < budget  # in the parent: no worker
+    assert tiled.fit_budget(huge, 8) > tiled.fit_budget(huge, 2)  # shared among more fits
+    assert tiled.fit_budget(10 * huge, 2) == tiled.MIN_FIT_BYTES
+    settings = load_preset("denoise")
+    photo = np.zeros((1024, 1024, 3), np.float32)
+    assert tiled.image_planes_bytes(photo, Identity()) == 2 * photo.nbytes
+    mask = Mask(torch.ones(1024, 1024))  # the operator's buffers count too
+    assert tiled.image_planes_bytes(photo, mask) == 2 * photo.nbytes + 1024 * 1024 * 4 + 4
+    one_mp = plan_layout(photo, Identity(), "auto", settings, threads=2)
+    assert one_mp.tile == tiled.auto_tile_side(settings, 3)  # 1 MP: the per-fit bound alone
+    big = np.broadcast_to(np.float32(0), (4000, 6000, 3))  # 24 MP without allocating it
+    side_by_side = plan_layout(big, Identity(), "auto", settings, threads=2)
+    alone = plan_layout(big, Identity(), "auto", settings, threads=1)
+    assert side_by_side.tile < alone.tile <= one_mp.tile
+    assert tiled._fit_estimate(settings, 3, side_by_side.tile) <= tiled.fit_budget(huge, 2)
+    from dip_cli import device as devices
+
+    assert tiled._fits_at_once("cpu", None) == devices.default_threads(tiled.AUTO_TILE**2)
+
+
 @pytest.mark.parametrize("warm_start", [False, True])
 def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path, warm_start):
     clean = real_crop("coffee", 80)
