@@ -36,7 +36,7 @@ class Record:
     iterations: int  # steps run in total
     selected_iteration: int  # the step whose output was kept
     stop_reason: str  # "early-stop" | "budget"
-    seconds: float  # fitting time, over all sessions of a resumed run
+    seconds: float  # wall time, over all sessions of a resumed run (tiles side by side count once)
     psnr_input: float  # A(output) vs the observation, on the observed entries
     resumed_from: int = 0
     psnr_reference: float | None = None

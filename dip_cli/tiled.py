@@ -21,6 +21,7 @@ parts finish in, so a run gives the same image bit for bit however it was interr
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -243,9 +244,21 @@ def restore_in_tiles(
         "workers": workers,
         "status": "running",
     }
+    # Wall time, over the sessions of a resumed run: side-by-side tiles count once. A session
+    # killed with -9 keeps what it wrote when its last tile finished.
+    earlier = float((run.read_info() or {}).get("elapsed_seconds", 0.0)) if resuming else 0.0
+    session_start = time.perf_counter()
+
+    def elapsed() -> float:
+        return round(earlier + time.perf_counter() - session_start, 2)
+
+    def tile_finished(done: int) -> None:
+        if run is not None:
+            run.write_info({**run_info, "tiles_done": done, "elapsed_seconds": elapsed()})
+
     if run is not None:
-        run.write_info(run_info)
-    tiles = _Assembly(parts, Accumulator(layout, y.shape[2]))
+        run.write_info({**run_info, "elapsed_seconds": earlier})
+    tiles = _Assembly(parts, Accumulator(layout, y.shape[2]), on_tile=tile_finished)
     todo = []
     for part in range(parts.count):  # a resumed run's finished parts, blended as they are read
         done = parts.finished(part)
@@ -262,12 +275,15 @@ def restore_in_tiles(
             _fit_in_turn(parts, todo, threads, progress, tiles, warm_start)
     except Interrupted:
         if run is not None:
-            run.write_info({**run_info, "status": "interrupted", "tiles_done": tiles.done})
+            run.write_info(
+                {**run_info, "status": "interrupted", "tiles_done": tiles.done, "elapsed_seconds": elapsed()}
+            )
         raise
     finally:
         progress.finish()
     pixels = to_display(tiles.accumulator.result())
     record = _tiled_record(tiles.records, layout)
+    record.seconds = elapsed()
     if reference is not None:
         record.psnr_reference = psnr(pixels, reference)
         record.ssim_reference = ssim(pixels, reference)
@@ -275,7 +291,8 @@ def restore_in_tiles(
             record.psnr_reference_input = psnr(baseline, reference)
     if run is not None:
         result = record.as_dict()
-        run.write_info({**run_info, "status": "finished", "tile_results": tiles.records, "result": result})
+        finished = {"status": "finished", "elapsed_seconds": record.seconds, "tile_results": tiles.records}
+        run.write_info({**run_info, **finished, "result": result})
     return pixels, record
 
 
@@ -497,8 +514,9 @@ class _Assembly:
     """Parts arrive in any order; each tile is assembled (its fits averaged, then finished) and
     blended in tile order, so the sum, and the image, are the same however the parts ran."""
 
-    def __init__(self, parts: _Parts, accumulator) -> None:
+    def __init__(self, parts: _Parts, accumulator, on_tile=None) -> None:
         self.parts, self.accumulator = parts, accumulator
+        self.on_tile = on_tile  # called with the count of tiles blended, after each new one
         self.waiting: dict[int, tuple[np.ndarray, dict]] = {}
         self.records: list[dict] = []
 
@@ -523,6 +541,8 @@ class _Assembly:
                 record = _combined_record([f[1] for f in fits], [1.0] * restarts, "fits").as_dict()
             self.accumulator.add(tile, pixels)
             self.records.append(record)
+            if self.on_tile is not None:
+                self.on_tile(self.done)
 
 
 class _Progress:

@@ -180,17 +180,26 @@ def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path, warm
         if status.iteration == 2 * 40 + 25:  # tile 2, iteration 25 (the bar counts all tiles)
             os.kill(os.getpid(), signal.SIGINT)
 
+    first_session = time.perf_counter()
     with RunFolder(tmp_path / "run") as run, pytest.raises(Interrupted):
         tiled(run=run, save_every=10, observer=CallbackObserver(ctrl_c_in_the_third_tile))
+    first_session = time.perf_counter() - first_session
     assert statuses == sorted(statuses)  # one bar over all tiles, never going back
     tiles = tmp_path / "run" / "tiles"
     assert (tiles / "0001" / "result.npy").is_file() and not (tiles / "0002" / "result.npy").exists()
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
+    interrupted = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert interrupted["status"] == "interrupted"
+    assert 0 < interrupted["elapsed_seconds"] <= first_session + 0.01
     with RunFolder(tmp_path / "run") as run, pytest.raises(InputError, match="--resume"):
         tiled(run=run)  # never silently restarted
+    second_session = time.perf_counter()
     with RunFolder(tmp_path / "run", resume=True) as run:
         resumed, record = tiled(run=run, save_every=10)
+    second_session = time.perf_counter() - second_session
     assert record.resumed_from >= 20  # the third tile resumed from its checkpoint
+    # The run's time is its wall time over both sessions, not the tiles' times summed.
+    earlier = interrupted["elapsed_seconds"]
+    assert earlier < record.seconds <= earlier + second_session + 0.01  # (rounded to 0.01 s)
     np.testing.assert_array_equal(resumed, uninterrupted)
     assert not list(tiles.glob("*/checkpoint.pt"))  # each result replaced its tile's checkpoint
     assert len(list(tiles.glob("*/weights.pt"))) == int(warm_start)  # only the last tile's, to warm-start
@@ -425,11 +434,14 @@ def test_parts_fitted_in_two_worker_processes_give_the_image_fitted_in_turn(tiny
     layout = plan_layout(noisy, Identity(), 48)  # 2 x 2 tiles
     statuses = []
     in_turn, record_a = restore_in_tiles(noisy, Identity(), settings, layout, threads=1, workers=1)
+    wall = time.perf_counter()
     side_by_side, record_b = restore_in_tiles(
         noisy, Identity(), settings, layout, threads=2, workers=2, observer=CallbackObserver(statuses.append)
     )
+    wall = time.perf_counter() - wall
     np.testing.assert_array_equal(side_by_side, in_turn)
     assert record_b.iterations == record_a.iterations == 4 * 30
+    assert 0 < record_b.seconds <= wall + 0.01  # wall time (to 0.01 s): two tiles at once count once
     done = [s.iteration for s in statuses]
     assert done == sorted(done) and done[-1] == statuses[-1].iters == 4 * 30  # one bar over all tiles
 
