@@ -162,6 +162,7 @@ def _restore_whole(
     from dip_cli import device as devices
     from dip_cli.fit import Cadence, Hooks, Problem, fit
     from dip_cli.networks import count_parameters, make_input
+    from dip_cli.stopping import estimate_noise_variance
 
     observer = observer or Silent()
     if save_every < 1:
@@ -191,12 +192,16 @@ def _restore_whole(
     net, z = net.to(torch_device, memory_format=layout), z.to(torch_device, memory_format=layout)
     operator = operator.to(torch_device)
     y_t = y_t.to(torch_device)
+    noise_variance = None
+    if settings.stop.rule == "auto" and settings.stop.noise_floor > 0:
+        noise_variance = estimate_noise_variance(y)  # of this observation (a tile: of the tile)
     problem = Problem(
         y=y_t,
         operator=operator,
         height=height,
         width=width,
         reference=None if reference is None else _to_tensor(reference).to(torch_device),
+        noise_variance=noise_variance,
     )
     run_info = {
         **(info or {}),
@@ -214,6 +219,7 @@ def _restore_whole(
         "operator": operator.describe(),
         "parameters": count_parameters(net),
         "memory_estimate_bytes": needed,
+        **({"noise_sigma_estimate": round(255 * noise_variance**0.5, 2)} if noise_variance else {}),
         "resumed_from": done,
         "status": "running",
     }

@@ -50,6 +50,7 @@ class Problem:
     height: int
     width: int
     reference: torch.Tensor | None = None
+    noise_variance: float | None = None  # of y, estimated; with ``stop.noise_floor`` gates the stop
 
 
 @dataclass
@@ -125,6 +126,9 @@ def fit(
 
     net.train()  # BatchNorm uses the statistics of the one image, as in the paper
     no_reference = torch.tensor(math.nan, device=z.device)  # made once, not every step
+    floor = None  # the residual an output must be down to before it can be kept
+    if rule.noise_floor > 0 and problem.noise_variance is not None:
+        floor = rule.noise_floor * problem.noise_variance
     pending: list[torch.Tensor] = []
     history: list[dict] = []
     status: Status | None = None
@@ -150,8 +154,10 @@ def fit(
                     smoothed = output.clone() if smoothed is None else smoothed.lerp_(output, 1 - recipe.ema)
                 else:
                     smoothed = output
-                wmv = stopper.update(step, output, smoothed)
-                pending.append(_step_metrics(loss, smoothed, wmv, problem, no_reference))
+                residual = problem.operator.loss(smoothed, problem.y)  # of the kept output
+                eligible = None if floor is None else residual <= floor
+                wmv = stopper.update(step, output, smoothed, eligible)
+                pending.append(_step_metrics(loss, residual, smoothed, wmv, problem, no_reference))
             completed = step + 1
 
             # --- every log_every steps (and before any checkpoint): one host sync, hooks ----------
@@ -203,14 +209,14 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _step_metrics(
     loss: torch.Tensor,
+    residual: torch.Tensor,
     smoothed: torch.Tensor,
     wmv: torch.Tensor,
     problem: Problem,
     no_reference: torch.Tensor,
 ) -> torch.Tensor:
     """One step's figures as a device tensor: loss, PSNR vs input, ES-WMV, PSNR vs reference."""
-    mse_input = problem.operator.loss(smoothed, problem.y)
-    psnr_input = -10 * torch.log10(mse_input.clamp_min(1e-12))
+    psnr_input = -10 * torch.log10(residual.clamp_min(1e-12))
     psnr_reference = no_reference if problem.reference is None else psnr(smoothed, problem.reference)
     return torch.stack([loss.detach(), psnr_input, wmv, psnr_reference])
 

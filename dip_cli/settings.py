@@ -64,6 +64,11 @@ class StopSettings:
     window: int = 100
     patience: int = 500
     warmup: int = 200
+    # The discrepancy principle (Morozov): a denoised image should differ from the noisy one by
+    # about the noise. An output is a candidate only once its mean squared residual is at most
+    # noise_floor x the observation's estimated noise variance; until then the fit is still
+    # learning content (texture), however still its outputs are. 0: off (tasks without noise).
+    noise_floor: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,7 @@ def validate(s: Settings) -> None:
         (_is_int(st.window) and st.window >= 2, "stop window must be an integer >= 2"),
         (_is_int(st.patience) and st.patience >= 1, "stop patience must be an integer >= 1"),
         (_is_int(st.warmup) and st.warmup >= 0, "stop warmup must be an integer >= 0"),
+        (_is_num(st.noise_floor) and st.noise_floor >= 0, "stop noise_floor must be >= 0 (0: off)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -14,6 +14,12 @@ Cost: recomputing the variance of the whole window each step took 22 ms at 128 p
 CPU (a quarter of a fit step). Instead the window's sums are slid by one entry per step, O(N),
 around a centre c (sums of x - c, not of x, so float32 does not cancel catastrophically), and
 recomputed exactly from the buffer every W steps.
+
+A noise floor (denoising): on texture the variance can dip while the network is still learning
+content, and the rule then stopped a 384 px barbara tile at iteration 890, 6 dB short of what
+the same fit reached at its budget. So an output is a candidate only once its residual to the
+observation is down to about the noise (``eligible``; the discrepancy principle), with the noise
+variance estimated from the observation itself (``estimate_noise_variance``).
 """
 
 from __future__ import annotations
@@ -63,8 +69,15 @@ class WindowedVariance:
         self.best_image = torch.zeros_like(output)
         self._nan = torch.tensor(math.nan, device=device)
 
-    def update(self, iteration: int, output: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
+    def update(
+        self,
+        iteration: int,
+        output: torch.Tensor,
+        candidate: torch.Tensor,
+        eligible: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Record step ``iteration``'s raw output; ``candidate`` is what to keep if it is best.
+        ``eligible`` (a 0-dim bool device tensor) is False where this step may not be kept.
 
         Returns VAR_t as a 0-dim device tensor (NaN until the window is full).
         """
@@ -90,6 +103,8 @@ class WindowedVariance:
         variance = (self.sq_dev / self.window - mean_dev.square().sum()) / flat.numel()
         if iteration >= self.warmup:
             better = variance < self.best_value
+            if eligible is not None:
+                better = better & eligible
             self.best_value = torch.where(better, variance, self.best_value)
             self.best_iteration = torch.where(better, iteration, self.best_iteration)
             self.best_image = torch.where(better, candidate, self.best_image)
@@ -132,3 +147,15 @@ class WindowedVariance:
             setattr(self, key, value)
         if self.buffer is not None:
             self._nan = torch.tensor(math.nan, device=self.buffer.device)
+
+
+def estimate_noise_variance(pixels) -> float:
+    """The observation's Gaussian noise variance (on the [0, 1] scale), from the median absolute
+    wavelet detail coefficient (Donoho's estimator, scikit-image's ``estimate_sigma``), averaged
+    over channels. Within 0.84-1.12x of the true variance on the 1 MP benchmark's 384 px tiles
+    at sigma 25 (texture reads a little high, smooth sky a little low)."""
+    import numpy as np
+    from skimage.restoration import estimate_sigma
+
+    sigma = estimate_sigma(np.asarray(pixels, dtype=np.float64), channel_axis=-1, average_sigmas=True)
+    return float(sigma) ** 2

@@ -5,9 +5,13 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
+import pytest
 import torch
 
-from dip_cli.stopping import WindowedVariance
+from dip_cli.operators import simulate_noise
+from dip_cli.stopping import WindowedVariance, estimate_noise_variance
+from tests.conftest import real_crop
 
 
 def exact_wmv(outputs: list[torch.Tensor]) -> float:
@@ -78,3 +82,35 @@ def test_resume_while_the_window_is_still_filling():
     for i in range(3, 10):
         a, b = straight.update(i, outputs[i], outputs[i]), resumed.update(i, outputs[i], outputs[i])
         assert (math.isnan(a) and math.isnan(b)) or float(a) == float(b)
+
+
+def test_an_output_that_is_not_eligible_is_never_kept():
+    # The variance is lowest early (steps 0-9, constant outputs) but those steps are not
+    # eligible: what is kept is the minimum among the eligible steps (10+), and patience counts
+    # from there, not from the ineligible minimum.
+    rule = WindowedVariance(window=2, patience=5, warmup=0)
+    torch.manual_seed(0)
+    for i in range(30):
+        spread = 0.0 if i < 10 else 0.1 + 0.01 * abs(i - 15)
+        out = torch.rand(1, 1, 3, 3) * spread
+        rule.update(i, out, torch.full((1, 1, 3, 3), float(i)), torch.tensor(i >= 10))
+    assert 10 <= rule.selected_iteration <= 20
+    assert float(rule.best_image[0, 0, 0, 0]) == rule.selected_iteration
+    assert not rule.should_stop(rule.selected_iteration + 4)
+    assert rule.should_stop(rule.selected_iteration + 5)
+
+
+def test_nothing_eligible_selects_nothing():
+    rule = WindowedVariance(window=2, patience=3, warmup=0)
+    for i in range(10):
+        rule.update(i, torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), torch.tensor(False))
+    assert rule.selected_iteration is None and not rule.should_stop(10)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+@pytest.mark.parametrize("sigma", [10, 25, 50])
+def test_the_noise_estimate_is_close_to_the_true_noise_on_real_crops(name, sigma):
+    clean = real_crop(name, 128)
+    noisy = simulate_noise(clean, sigma, seed=1)
+    true = float(np.mean((noisy - clean) ** 2))  # clipping at 0 and 1 makes it a little less than sigma^2
+    assert 0.7 * true < estimate_noise_variance(noisy) < 1.4 * true
