@@ -419,7 +419,7 @@ def denoise(
 ) -> None:
     """Remove noise from a photo.
 
-    The network reproduces the image before the noise; dip stops automatically (ES-WMV) when its outputs settle, and saves the smoothed output. Good at noise of unknown level or kind: dip needs no noise model. For Gaussian noise of a known level, CBM3D (the bm3d package) is still somewhat better and far faster; --preset denoise-avg3 (three fits averaged) comes within 0.5 dB of it at three times the time. Examples:
+    The network reproduces the image before the noise; dip stops automatically (ES-WMV) when its outputs settle, once they differ from the photo by no more than the noise it estimates there, and saves the smoothed output. Good at noise of unknown level or kind: dip needs no noise model. For Gaussian noise of a known level, CBM3D (the bm3d package) is still somewhat better and far faster; --preset denoise-avg3 (three fits averaged) comes within 0.5 dB of it at three times the time. Examples:
 
         dip denoise photo.jpg                 # -> photo.restored.png
 

@@ -43,7 +43,9 @@ def test_every_builtin_preset_loads_and_each_task_has_a_default_and_a_paper_pres
             {"network.channels_skip": [128] * 5, "network.upsample": "nearest", "fit.iters": 6000},
         ),
         ("inpaint-hole-paper", {"network.kind": "hourglass", "input.kind": "meshgrid", "input.depth": 2}),
-        ("denoise-avg3", {"fit.restarts": 3, "network.channels_down": [32] * 5, "stop.rule": "auto"}),
+        ("denoise", {"stop.rule": "auto", "stop.noise_floor": 1.1}),
+        ("denoise-avg3", {"fit.restarts": 3, "network.channels_down": [32] * 5, "stop.noise_floor": 1.1}),
+        ("jpeg", {"stop.noise_floor": 0.0}),  # JPEG error is not noise: no floor
         ("jpeg-avg3", {"fit.restarts": 3, "network.channels_skip": [0, 0, 0, 4, 4], "stop.rule": "fixed"}),
         ("sr4", {"fit.ema": 0.99, "fit.restarts": 1}),
         ("sr2", {"fit.ema": 0.99, "fit.iters": 4000}),
@@ -72,6 +74,7 @@ def test_unknown_preset_lists_the_builtins():
         ('task = "denoise"\n[fit]\nlr = -1', "lr must be > 0"),
         ('task = "denoise"\n[fit]\nema = 1.5', "ema must be in"),
         ('task = "denoise"\n[fit]\nrestarts = 0', "restarts must be an integer >= 1"),
+        ('task = "denoise"\n[stop]\nnoise_floor = -1', "noise_floor must be >= 0"),
         ('task = "denoise"\n[input]\nkind = "meshgrid"\ndepth = 4', "meshgrid input has depth 2"),
         ('task = "denoise"\n[wat]\nx = 1', "unknown table \\[wat\\]"),
         ("task = ", "not valid TOML"),
