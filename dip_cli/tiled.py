@@ -268,11 +268,15 @@ def restore_in_tiles(
             tiles.add(part, *done)
     progress = _Progress(observer, _parts_label(name, len(layout), restarts), parts.count, settings.fit.iters)
     progress.start(parts.count - len(todo))
+    # Each part gets the threads of its place in the plan, however many parts are left: a
+    # resumed run's last part fitted in this process gives the image a run with no stop gives
+    # (a different thread count rounds the convolutions differently).
+    part_threads = max(1, budget // workers) if workers > 1 else threads
     try:
         if workers > 1 and len(todo) > 1:
-            _fit_in_workers(parts, todo, workers, max(1, budget // workers), progress, tiles)
+            _fit_in_workers(parts, todo, workers, part_threads, progress, tiles)
         else:
-            _fit_in_turn(parts, todo, threads, progress, tiles, warm_start)
+            _fit_in_turn(parts, todo, part_threads, progress, tiles, warm_start)
     except Interrupted:
         if run is not None:
             run.write_info(
