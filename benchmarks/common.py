@@ -104,7 +104,7 @@ def best_of(candidates: dict[str, np.ndarray], clean: np.ndarray) -> tuple[np.nd
 def nlm(noisy: np.ndarray, clean: np.ndarray, sigma: float) -> tuple[np.ndarray, str]:
     from skimage.restoration import denoise_nl_means
 
-    s = sigma / 255.0  # the true sigma (estimate_sigma would need PyWavelets)
+    s = sigma / 255.0  # the true sigma: the baselines are given it
     return best_of(
         {
             f"h={f}σ": denoise_nl_means(

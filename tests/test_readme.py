@@ -30,7 +30,7 @@ def test_every_builtin_preset_is_documented():
 # The name each dependency is imported by.
 IMPORT_NAMES = {"pillow": "PIL", "pypng": "png", "scikit-image": "skimage", "scikit-learn": "sklearn"}
 # Dependencies dip needs only through another library: what of that library uses them.
-NEEDED_THROUGH = {"PyWavelets": "estimate_sigma"}  # scikit-image's noise estimate runs on pywt
+NEEDED_THROUGH: dict[str, str] = {}
 
 
 def test_every_dependency_is_imported_by_dip():
