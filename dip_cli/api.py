@@ -30,7 +30,9 @@ tile : "auto", "off" or int
     Large images are restored as overlapping tiles, each its own DIP problem, blended with a
     smooth window: memory is bounded by the tile, and each tile is a problem the presets'
     budgets are made for. ``auto`` fits an image of up to ``tiled.AUTO_WHOLE`` (512) px a side
-    whole and tiles a larger one, in tiles of up to ``tiled.AUTO_TILE`` (576) px, smaller for a
+    whole and tiles a larger one, in tiles of up to ``tiled.AUTO_TILE`` (576) px, or the
+    preset's ``[tile] max_side`` where it asks for less (the denoisers: 256 px, and images
+    larger than that are tiled), smaller for a
     network whose fit would need more than ``tiled.AUTO_TILE_BYTES`` on a CPU (less for a
     photo so large that its own planes are a large share of the run's memory:
     ``tiled.fit_budget``), or than the free memory on a GPU (``tiled.auto_tile_side``); an int

@@ -146,7 +146,7 @@ TileOpt = Annotated[
     str,
     typer.Option(
         metavar="auto|off|SIZE",
-        help="Large photos: restore overlapping tiles of at most SIZE px, each its own DIP fit, blended seamlessly; memory is bounded by the tile, and the presets' budgets are made for problems of that size. auto: fit up to 512 px a side whole (a 1 MP photo fitted whole is far from done at the end of its budget) and tile anything larger, in tiles of up to 576 px, on a CPU smaller for a network whose fit would need over 0.6 GiB (384 px for denoise). off: always whole.",
+        help="Large photos: restore overlapping tiles of at most SIZE px, each its own DIP fit, blended seamlessly; memory is bounded by the tile, and the presets' budgets are made for problems of that size. auto: fit up to 512 px a side whole (a 1 MP photo fitted whole is far from done at the end of its budget) and tile anything larger, in tiles of up to 576 px, on a CPU smaller for a network whose fit would need over 0.6 GiB (384 px for inpaint and sr), and at most the preset's [tile] max_side (denoise: 256 px, which its budget fits; larger images than that are tiled). off: always whole.",
     ),
 ]
 SaveEveryOpt = Annotated[

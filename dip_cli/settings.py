@@ -9,7 +9,8 @@ exactly the shape of a preset file, so a run folder's settings can be copied int
     [network]  kind = "skip" (any registered network) and that builder's options
     [input]    kind ("noise" | "meshgrid"), depth
     [fit]      iters, lr, reg_noise_std, ema (0 = off), restarts (independent fits averaged)
-    [stop]     rule ("auto" | "fixed"), window, patience, warmup
+    [stop]     rule ("auto" | "fixed"), window, patience, warmup, noise_floor
+    [tile]     max_side (the largest tile ``--tile auto`` cuts for this preset)
 
 Unknown keys are errors, so a typo never silently falls back to a default. The network's
 options are checked by building the network (``networks.build_network``), which knows each
@@ -33,6 +34,10 @@ SR_KERNELS = ("lanczos2", "bicubic", "lanczos3", "area")
 # The networks module (which imports torch) reuses these, so validation stays torch-free.
 UPSAMPLE_MODES = ("nearest", "bilinear")
 INPUT_KINDS = ("noise", "meshgrid")
+#: ``--tile auto``'s largest tile side, unless a preset asks for less (``tiled.AUTO_TILE``
+#: says why 576). Tiles smaller than ``MIN_TILE`` px are refused.
+AUTO_TILE = 576
+MIN_TILE = 32
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,22 @@ class StopSettings:
 
 
 @dataclass(frozen=True)
+class TileSettings:
+    # The largest tile ``--tile auto`` cuts (a CPU's memory bound may make it smaller), and the
+    # largest image it fits whole (never above tiled.AUTO_WHOLE). A preset whose budget is too
+    # short for a larger problem asks for less: the denoisers' 3000 iterations fit a 224 px
+    # tile of a photo but leave a 384 px one still learning its texture (see models/denoise.toml).
+    max_side: int = AUTO_TILE
+
+
+@dataclass(frozen=True)
 class Settings:
     task: str = "denoise"
     network: NetworkSettings = field(default_factory=NetworkSettings)
     input: InputSettings = field(default_factory=InputSettings)
     fit: FitSettings = field(default_factory=FitSettings)
     stop: StopSettings = field(default_factory=StopSettings)
+    tile: TileSettings = field(default_factory=TileSettings)
     name: str = ""
     description: str = ""
     source: str = field(default="", compare=False)  # where it was read from, for messages
@@ -92,6 +107,7 @@ class Settings:
             "input": dataclasses.asdict(self.input),
             "fit": dataclasses.asdict(self.fit),
             "stop": dataclasses.asdict(self.stop),
+            "tile": dataclasses.asdict(self.tile),
         }
 
     def essentials(self) -> dict[str, Any]:
@@ -121,7 +137,7 @@ class Settings:
                 raise InputError(f"preset {where}: unknown key {key!r}; known: task, description")
         if "task" not in top:
             raise InputError(f"preset {where}: missing 'task' (one of {', '.join(TASKS)})")
-        sections = {"input": InputSettings, "fit": FitSettings, "stop": StopSettings}
+        sections = {"input": InputSettings, "fit": FitSettings, "stop": StopSettings, "tile": TileSettings}
         for table in tables:
             if table not in ("network", *sections):
                 known = ", ".join(f"[{t}]" for t in ("network", *sections))
@@ -178,6 +194,10 @@ def validate(s: Settings) -> None:
         (_is_int(st.patience) and st.patience >= 1, "stop patience must be an integer >= 1"),
         (_is_int(st.warmup) and st.warmup >= 0, "stop warmup must be an integer >= 0"),
         (_is_num(st.noise_floor) and st.noise_floor >= 0, "stop noise_floor must be >= 0 (0: off)"),
+        (
+            _is_int(s.tile.max_side) and s.tile.max_side >= MIN_TILE,
+            f"tile max_side must be an integer >= {MIN_TILE}, got {s.tile.max_side!r}",
+        ),
     ]
     for ok, message in checks:
         if not ok:

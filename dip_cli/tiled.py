@@ -39,7 +39,7 @@ from dip_cli.core import (
 from dip_cli.errors import DipError, InputError, Interrupted
 from dip_cli.metrics import psnr, ssim
 from dip_cli.run_folder import RunFolder
-from dip_cli.settings import Settings
+from dip_cli.settings import AUTO_TILE, MIN_TILE, Settings
 
 #: ``tile="auto"`` fits an image of up to ``AUTO_WHOLE`` px a side whole: the presets' budgets
 #: are set at the paper's sizes (512 px). A larger image fitted whole is still far from done at
@@ -48,11 +48,11 @@ from dip_cli.settings import Settings
 #: problems pass their JPEG within a few hundred. The same budget on smaller tiles gets further
 #: (tiles were 0.04-1.3 dB better than whole 256 and 512 px images, JPEG at 512 px 0.13 worse).
 AUTO_WHOLE = 512
-#: A larger image is cut into tiles of at most ``AUTO_TILE`` px a side. Tiles are shrunk to the
+#: A larger image is cut into tiles of at most ``AUTO_TILE`` px a side (``settings.AUTO_TILE``,
+#: or less where the preset's ``[tile] max_side`` says: the denoisers'). Tiles are shrunk to the
 #: smallest side that covers the image with their overlap, so the largest side allowed gives the
 #: fewest pixels fitted twice: with 512 a 1024 px photo took 3 x 3 tiles of 384 px (1.33 MP of
 #: tiles, five rounds of two workers), with 576 it takes 2 x 2 of 544 px (1.18 MP, two rounds).
-AUTO_TILE = 576
 #: ... and, on a CPU, at most the side whose fit the memory estimate (``device.estimate_bytes``)
 #: keeps within ``AUTO_TILE_BYTES``: a network heavier than the JPEG preset's gets smaller tiles.
 #: A GPU fits its tiles one at a time, so there the bound is the device's free memory.
@@ -73,7 +73,6 @@ MIN_FIT_BYTES = AUTO_TILE_BYTES // 4
 #: The overlap between neighbouring tiles: a quarter of a small tile, at most 64 px (the blend
 #: window's ramp).
 TILE_OVERLAP = 64
-MIN_TILE = 32
 
 
 def tile_overlap(tile: int) -> int:
@@ -99,7 +98,8 @@ def plan_layout(
     height, width = _frame_size(operator, *operator.output_size(y.shape[0], y.shape[1]))
     multiple = operator.tile_multiple()
     if tile == "auto":
-        if height <= AUTO_WHOLE and width <= AUTO_WHOLE:
+        whole = min(AUTO_WHOLE, AUTO_TILE if settings is None else settings.tile.max_side)
+        if height <= whole and width <= whole:
             return None
         if settings is not None:
             planes = image_planes_bytes(y, operator)
@@ -117,16 +117,17 @@ def plan_layout(
 def auto_tile_side(
     settings: Settings, channels: int, multiple: int = 1, device: str = "cpu", budget: int = AUTO_TILE_BYTES
 ) -> int:
-    """The largest tile side up to ``AUTO_TILE`` (on a grid of ``multiple``, 16 px at least)
-    whose fit the memory estimate keeps within the budget: ``budget`` on a CPU, 80% of the free
-    memory on a GPU. The preset's network decides the side, not the image."""
+    """The largest tile side up to the preset's ``[tile] max_side`` (``AUTO_TILE`` unless it
+    asks for less; on a grid of ``multiple``, 16 px at least) whose fit the memory estimate keeps
+    within the budget: ``budget`` on a CPU, 80% of the free memory on a GPU. The preset's
+    network and budget decide the side, not the image."""
     from dip_cli import device as devices
 
     torch_device = devices.resolve_device(device)
     if torch_device.type != "cpu":
         budget = int(0.8 * devices.available_bytes(torch_device))
     step = max(16, multiple)
-    sides = range(AUTO_TILE // step * step, step, -step)  # largest first
+    sides = range(settings.tile.max_side // step * step, step, -step)  # largest first
     return next((s for s in sides if _fit_estimate(settings, channels, s) <= budget), max(step, MIN_TILE))
 
 

@@ -106,7 +106,7 @@ def test_auto_tiles_are_as_large_as_the_preset_s_memory_estimate_allows(monkeypa
 
     photo = np.zeros((1024, 1024, 3), np.float32)
     sides = {}
-    for name in ("jpeg", "denoise", "denoise-paper"):
+    for name in ("jpeg", "sr4", "denoise-paper"):  # presets that set no [tile] max_side
         settings = load_preset(name)
         side = sides[name] = tiled.auto_tile_side(settings, 3)
         assert side % 16 == 0 and 32 <= side <= tiled.AUTO_TILE
@@ -117,7 +117,7 @@ def test_auto_tiles_are_as_large_as_the_preset_s_memory_estimate_allows(monkeypa
         assert max(max(t.height, t.width) for t in layout) <= side
         # up to the paper's 512 px an image is fitted whole whatever the network
         assert plan_layout(photo[:512, :400], Identity(), "auto", settings) is None
-    assert sides["denoise-paper"] < sides["denoise"] < sides["jpeg"]
+    assert sides["denoise-paper"] < sides["sr4"] < sides["jpeg"]
     # a GPU fits its tiles one at a time: there only its free memory bounds them
     monkeypatch.setattr(devices, "resolve_device", lambda name: torch.device("cuda"))
     monkeypatch.setattr(devices, "available_bytes", lambda device: 64 * 2**30)
@@ -128,6 +128,27 @@ def test_auto_tiles_are_as_large_as_the_preset_s_memory_estimate_allows(monkeypa
     assert estimate(load_preset("denoise-paper"), small_gpu) <= 0.8 * 2**30
     # the light JPEG net takes a 1 MP photo in 2 x 2 tiles, not 3 x 3 of 384 px
     assert len(plan_layout(photo, Identity(), "auto", load_preset("jpeg"))) == 4
+
+
+def test_a_preset_s_max_side_caps_auto_tiles_on_any_device(monkeypatch):
+    """The denoisers ask for tiles of at most 256 px (their budget fits such a tile, not a
+    384 px one): a 1 MP photo gets 5 x 5 tiles, an image up to 256 px is fitted whole, a larger
+    one is tiled, and a GPU with memory to spare keeps the cap."""
+    import dip_cli.tiled as tiled
+    from dip_cli import device as devices
+
+    denoise = load_preset("denoise")
+    assert denoise.tile.max_side == 256 and load_preset("jpeg").tile.max_side == tiled.AUTO_TILE
+    photo = np.zeros((1024, 1024, 3), np.float32)
+    layout = plan_layout(photo, Identity(), "auto", denoise)
+    assert layout.tile == 256 and len(layout) == 5 * 5
+    assert max(max(t.height, t.width) for t in layout) <= 256
+    assert plan_layout(photo[:256, :200], Identity(), "auto", denoise) is None
+    assert len(plan_layout(photo[:300, :300], Identity(), "auto", denoise)) == 2 * 2
+    assert plan_layout(photo[:300, :300], Identity(), "auto", load_preset("jpeg")) is None
+    monkeypatch.setattr(devices, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(devices, "available_bytes", lambda device: 64 * 2**30)
+    assert tiled.auto_tile_side(denoise, 3) == 256
 
 
 def test_a_huge_photo_s_planes_are_paid_from_its_fits_budget():
@@ -143,7 +164,7 @@ def test_a_huge_photo_s_planes_are_paid_from_its_fits_budget():
     assert tiled.fit_budget(huge, 2) < tiled.fit_budget(huge, 1) < budget  # in the parent: no worker
     assert tiled.fit_budget(huge, 8) > tiled.fit_budget(huge, 2)  # shared among more fits
     assert tiled.fit_budget(10 * huge, 2) == tiled.MIN_FIT_BYTES
-    settings = load_preset("denoise")
+    settings = load_preset("sr4")  # the denoisers' net, with no [tile] max_side below its memory bound
     photo = np.zeros((1024, 1024, 3), np.float32)
     assert tiled.image_planes_bytes(photo, Identity()) == 2 * photo.nbytes
     mask = Mask(torch.ones(1024, 1024))  # the operator's buffers count too
