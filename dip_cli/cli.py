@@ -659,6 +659,7 @@ def presets() -> None:
     from rich.table import Table
 
     from dip_cli.presets import all_presets
+    from dip_cli.settings import AUTO_TILE
 
     table = Table(title="dip presets (use --preset NAME, or a .toml file of your own)", show_lines=True)
     for column in ("name", "network and settings", "description"):
@@ -674,6 +675,7 @@ def presets() -> None:
             f"z: {p.input.kind} x{p.input.depth}; {p.fit.iters} it, lr {p.fit.lr:g}, "
             f"EMA {p.fit.ema:g}; stop {p.stop.rule}"
             + (f"; {p.fit.restarts} fits averaged" if p.fit.restarts > 1 else "")
+            + (f"; tiles <= {p.tile.max_side} px" if p.tile.max_side < AUTO_TILE else "")
         )
         table.add_row(f"{p.name}\n({p.task})", settings, p.description)
     stdout.print(table)

@@ -19,7 +19,12 @@ A noise floor (denoising): on texture the variance can dip while the network is 
 content, and the rule then stopped a 384 px barbara tile at iteration 890, 6 dB short of what
 the same fit reached at its budget. So an output is a candidate only once its residual to the
 observation is down to about the noise (``eligible``; the discrepancy principle), with the noise
-variance estimated from the observation itself (``estimate_noise_variance``).
+variance estimated from the observation itself (``estimate_noise_variance``). The denoisers ask
+for a residual of at most 1.0x that variance: on four 224 px tiles of the 1 MP benchmark photo
+that ran past their peak, the PSNR peaked where the smoothed output's residual was 0.93-0.99x
+the tile's true noise variance, and a stop that comes late costs little (two of them lost 0.03
+and 0.18 dB in the 235 and 608 steps after their peak) while one that comes early on texture
+costs dBs.
 """
 
 from __future__ import annotations

@@ -191,6 +191,7 @@ def test_presets_command_lists_the_builtins(cli):
     assert code == 0
     for name in ("denoise", "denoise-paper", "jpeg-paper", "inpaint-hole-paper"):
         assert name in out
+    assert "tiles <= 256 px" in out  # the denoisers' cap on --tile auto
 
 
 # --- errors: one clear line on stderr, exit code 2, no traceback ------------------------------
