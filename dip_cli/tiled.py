@@ -98,7 +98,7 @@ def plan_layout(
     height, width = _frame_size(operator, *operator.output_size(y.shape[0], y.shape[1]))
     multiple = operator.tile_multiple()
     if tile == "auto":
-        whole = min(AUTO_WHOLE, AUTO_TILE if settings is None else settings.tile.max_side)
+        whole = AUTO_WHOLE if settings is None else min(AUTO_WHOLE, settings.tile.max_side)
         if height <= whole and width <= whole:
             return None
         if settings is not None:

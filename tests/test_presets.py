@@ -45,8 +45,7 @@ def test_every_builtin_preset_loads_and_each_task_has_a_default_and_a_paper_pres
         ("inpaint-hole-paper", {"network.kind": "hourglass", "input.kind": "meshgrid", "input.depth": 2}),
         ("denoise", {"stop.rule": "auto", "stop.noise_floor": 1.0, "tile.max_side": 256}),
         ("denoise-avg3", {"fit.restarts": 3, "stop.noise_floor": 1.0, "tile.max_side": 256}),
-        ("jpeg", {"tile.max_side": 576}),
-        ("jpeg", {"stop.noise_floor": 0.0}),  # JPEG error is not noise: no floor
+        ("jpeg", {"stop.noise_floor": 0.0, "tile.max_side": 576}),  # JPEG error is not noise: no floor
         ("jpeg-avg3", {"fit.restarts": 3, "network.channels_skip": [0, 0, 0, 4, 4], "stop.rule": "fixed"}),
         ("sr4", {"fit.ema": 0.99, "fit.restarts": 1}),
         ("sr2", {"fit.ema": 0.99, "fit.iters": 4000}),

@@ -115,7 +115,7 @@ def test_auto_tiles_are_as_large_as_the_preset_s_memory_estimate_allows(monkeypa
             assert estimate(settings, side + 16) > tiled.AUTO_TILE_BYTES
         layout = plan_layout(photo, Identity(), "auto", settings)
         assert max(max(t.height, t.width) for t in layout) <= side
-        # up to the paper's 512 px an image is fitted whole whatever the network
+        # up to the paper's 512 px an image is fitted whole whatever the network (no max_side)
         assert plan_layout(photo[:512, :400], Identity(), "auto", settings) is None
     assert sides["denoise-paper"] < sides["sr4"] < sides["jpeg"]
     # a GPU fits its tiles one at a time: there only its free memory bounds them
