@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.progress import (
@@ -43,17 +44,74 @@ def _status_text(status) -> str:
     return stats
 
 
+LOG_EVERY_SECONDS = 60.0
+
+
+def _clock_text(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class LogLines:
+    """Progress as plain lines, for a stderr that is not a terminal (``2> log``, nohup, a job
+    scheduler): a live bar draws nothing there until the end, which for a 12 MP photo is
+    hours of silence. One line when the work starts, then at most one every ``every``
+    seconds: steps done of the total, elapsed time and an ETA from this session's mean rate
+    (over hours of tiles that is steadier than the bar's rate over its last 30 s)."""
+
+    def __init__(
+        self,
+        console: Console,
+        name: str,
+        total: int,
+        done: int,
+        *,
+        unit: str = "steps",
+        every: float = LOG_EVERY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.console, self.name, self.total, self.every, self.clock = console, name, total, every, clock
+        self.started, self.first_done = clock(), done
+        self.last_line = self.started
+        note = f"resumed at {done} of {total}" if done else f"starting, {total} {unit}"
+        self._print(f"{name}: {note}")
+
+    def update(self, done: int, stats: str = "", *, force: bool = False) -> None:
+        now = self.clock()
+        if not force and now - self.last_line < self.every:
+            return
+        self.last_line = now
+        self._print(self.line(done, stats, now))
+
+    def line(self, done: int, stats: str, now: float) -> str:
+        elapsed = now - self.started
+        rate = (done - self.first_done) / elapsed if elapsed > 0 else 0.0
+        eta = _clock_text((self.total - done) / rate) if rate > 0 else "?"
+        percent = 100.0 * done / self.total if self.total else 100.0
+        parts = [f"{self.name}: {done}/{self.total} ({percent:.0f}%)", stats]
+        parts += [f"elapsed {_clock_text(elapsed)}", f"eta {eta}"]
+        return "  ".join(p for p in parts if p)
+
+    def _print(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 class ProgressDisplay:
-    """A Rich progress bar on stderr: iteration, loss, PSNR vs input, ETA, early-stop state."""
+    """A Rich progress bar on stderr: iteration, loss, PSNR vs input, ETA, early-stop state;
+    plain lines (``LogLines``) where stderr is not a terminal."""
 
     def __init__(self, console: Console, *, enabled: bool = True) -> None:
         self.console = console
         self.enabled = enabled
         self._progress: Progress | None = None
         self._task = None
+        self._log: LogLines | None = None
 
     def start(self, name: str, total: int, done: int) -> None:
         if not self.enabled:
+            return
+        if not self.console.is_terminal:
+            self._log = LogLines(self.console, name, total, done)
             return
         self._progress = _new_progress(self.console)
         self._progress.start()
@@ -61,11 +119,14 @@ class ProgressDisplay:
         self._task = self._progress.add_task(name, total=total, completed=done, stats=note)
 
     def update(self, status) -> None:
+        if self._log is not None:
+            self._log.update(status.iteration, _status_text(status))
         if self._progress is None:
             return
         self._progress.update(self._task, completed=status.iteration, stats=_status_text(status))
 
     def finish(self) -> None:
+        self._log = None
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
@@ -104,7 +165,8 @@ def _json_default(value):
 
 
 class BatchDisplay:
-    """Live display of a batch on stderr: images done/total with ETA, one bar per image running."""
+    """Live display of a batch on stderr: images done/total with ETA, one bar per image running;
+    plain lines (``LogLines``) where stderr is not a terminal."""
 
     def __init__(self, console: Console, *, enabled: bool = True) -> None:
         self.console = console
@@ -112,9 +174,15 @@ class BatchDisplay:
         self._progress: Progress | None = None
         self._overall = None
         self._images: dict[int, object] = {}
+        self._log: LogLines | None = None
+        self._image_logs: dict[int, LogLines] = {}
+        self._finished = 0
 
     def batch_start(self, total: int, done: int) -> None:
         if not self.enabled:
+            return
+        if not self.console.is_terminal:
+            self._log, self._finished = LogLines(self.console, "images", total, done, unit="images"), done
             return
         self._progress = _new_progress(self.console)
         self._progress.start()
@@ -122,17 +190,23 @@ class BatchDisplay:
         self._overall = self._progress.add_task("images", total=total, completed=done, stats=note)
 
     def image_start(self, key: int, name: str, total: int, done: int) -> None:
+        if self._log is not None:
+            self._image_logs[key] = LogLines(self.console, f"  {name}", total, done)
         if self._progress is None:
             return
         note = f"resumed at {done}" if done else "starting"
         self._images[key] = self._progress.add_task(f"  {name}", total=total, completed=done, stats=note)
 
     def image_update(self, key: int, status) -> None:
+        if key in self._image_logs:
+            self._image_logs[key].update(status.iteration, _status_text(status))
         if self._progress is None or key not in self._images:
             return
         self._progress.update(self._images[key], completed=status.iteration, stats=_status_text(status))
 
     def image_finish(self, key: int, outcome) -> None:
+        if self._log is not None:
+            self._finish_line(key, outcome)
         if self._progress is None:
             return
         if key in self._images:
@@ -142,7 +216,18 @@ class BatchDisplay:
         if outcome.status == "failed":
             self._progress.console.print(f"[red]failed:[/] {_failure_line(outcome)}", highlight=False)
 
+    def _finish_line(self, key: int, outcome) -> None:
+        self._image_logs.pop(key, None)
+        if outcome.status == "failed":
+            line = f"failed: {_failure_line(outcome)}"
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        if key >= 0 and outcome.status != "pending":
+            self._finished += 1
+            which = f"{outcome.item.relative.as_posix()} {outcome.status}"
+            self._log.update(self._finished, which, force=True)
+
     def batch_finish(self) -> None:
+        self._log, self._image_logs = None, {}
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from rich.console import Console
 
 from dip_cli.batch import BatchReport, Item, Outcome
 from dip_cli.core import Record
-from dip_cli.report import batch_table, summary_lines
+from dip_cli.report import BatchDisplay, LogLines, ProgressDisplay, batch_table, summary_lines
 from dip_cli.restore import RestoreResult
 
 RECORD = Record(1850, 1434, "early-stop", 104.2, 29.1, 0, 29.75, 0.812, 20.62)
@@ -47,3 +48,77 @@ def test_batch_table_names_every_image_in_full_at_80_columns():
     first_column = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
     for name in names:
         assert name in first_column  # whole, or folded onto the next line: never cut
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def log_console() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=80), out  # a file, not a terminal: as with `2> log`
+
+
+def test_log_lines_print_at_most_once_a_minute_with_an_eta_from_the_mean_rate():
+    console, out = log_console()
+    clock = FakeClock()
+    log = LogLines(console, "photo.jpg (63 tiles)", total=151200, done=0, clock=clock)
+    for step in range(1, 600):  # 10 minutes at one step a second
+        clock.now += 1.0
+        log.update(step * 10, "loss 1.00e-03")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "photo.jpg (63 tiles): starting, 151200 steps"
+    assert len(lines) == 1 + 9  # one a minute, never one per step
+    # the last at 540 s: 5400 steps done at 10 a second, 145800 left -> 14580 s
+    assert lines[-1] == "photo.jpg (63 tiles): 5400/151200 (4%)  loss 1.00e-03  elapsed 0:09:00  eta 4:03:00"
+    assert all(len(line) > 80 for line in lines[1:])  # long lines are not wrapped at 80 columns
+
+
+def test_log_lines_after_resume_count_only_this_sessions_rate():
+    console, out = log_console()
+    clock = FakeClock()
+    log = LogLines(console, "photo", total=1000, done=600, clock=clock)
+    clock.now += 100.0
+    log.update(700)  # 100 steps in 100 s, 300 left
+    assert out.getvalue().splitlines() == [
+        "photo: resumed at 600 of 1000",
+        "photo: 700/1000 (70%)  elapsed 0:01:40  eta 0:05:00",
+    ]
+
+
+def test_progress_display_writes_lines_to_a_log_and_a_bar_to_a_terminal():
+    from dip_cli.fit import Status
+
+    status = Status(5, 10, 0.01, 20.0, float("nan"), psnr_reference=None, selected_iteration=None)
+    console, out = log_console()
+    display = ProgressDisplay(console)
+    display.start("noisy.png", total=10, done=0)
+    display.update(status)
+    display.finish()
+    assert out.getvalue().splitlines() == ["noisy.png: starting, 10 steps"]  # the next line comes a minute on
+    terminal = io.StringIO()
+    display = ProgressDisplay(Console(file=terminal, force_terminal=True, width=120))
+    display.start("noisy.png", total=10, done=0)
+    display.update(status)
+    display.finish()
+    assert "starting, 10 steps" not in terminal.getvalue() and "5/10" in terminal.getvalue()
+
+
+def test_batch_display_in_a_log_says_each_image_finished_with_the_batch_eta():
+    console, out = log_console()
+    display = BatchDisplay(console)
+    display.batch_start(total=3, done=0)
+    item = Item(Path("in/a.png"), Path("a.png"), Path("out/a.png"), Path("out/a.dip"))
+    display.image_start(0, "a.png", 100, 0)
+    display.image_finish(0, Outcome(item, "restored", None))
+    display.image_finish(1, Outcome(item, "failed", None, "in/a.png: not an image"))
+    display.batch_finish()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "images: starting, 3 images" and lines[1] == "  a.png: starting, 100 steps"
+    assert lines[2].startswith("images: 1/3 (33%)  a.png restored  elapsed")
+    assert lines[3] == "failed: in/a.png: not an image"
+    assert lines[4].startswith("images: 2/3 (67%)  a.png failed")
