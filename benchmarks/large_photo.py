@@ -142,8 +142,11 @@ def main() -> None:
         observed = load_image(source).pixels
         output = folder / "photo.restored.png"
         seconds, cpu_seconds, peak_gb, code = run_cli(args.task, source, output, args.extra)
-        if code != 0:
-            sys.exit(f"dip exited {code}")
+        if code != 0:  # interrupted (130, 143) or failed: what this part cost, for a resumed run's sum
+            sys.exit(
+                f"dip exited {code} after {seconds / 60:.1f} min wall, {cpu_seconds / 60:.1f} min CPU, "
+                f"peak {peak_gb:.2f} GB" + ("; rerun with -- --resume to continue" if args.keep else "")
+            )
         result = psnr(load_image(output).pixels, clean)
         snapshots = sorted(folder.glob("*.dip/snapshots/iter_*.png"))
         curve = [(int(p.stem.split("_")[1]), psnr(load_image(p).pixels, clean)) for p in snapshots]
