@@ -558,18 +558,24 @@ class _Progress:
         self.observer, self.name, self.iters, self.total = observer, name, iters, count * iters
         self.finished = 0
         self.running: dict[int, int] = {}
+        self.ended: set[int] = set()
 
     def start(self, finished: int) -> None:
         self.finished = finished
         self.observer.start(self.name, self.total, finished * self.iters)
 
     def update(self, part: int, status) -> None:
+        # A worker's last progress message can arrive after its part's end (two channels):
+        # counted again, it would put the bar past its total.
+        if part in self.ended:
+            return
         self.running[part] = status.iteration
         done = self.finished * self.iters + sum(self.running.values())
         self.observer.update(replace(status, iteration=done, iters=self.total))
 
     def done(self, part: int) -> None:
         self.running.pop(part, None)
+        self.ended.add(part)
         self.finished += 1
 
     def finish(self) -> None:

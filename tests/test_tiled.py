@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -465,6 +466,25 @@ def test_parts_fitted_in_two_worker_processes_give_the_image_fitted_in_turn(tiny
     assert 0 < record_b.seconds <= wall + 0.01  # wall time (to 0.01 s): two tiles at once count once
     done = [s.iteration for s in statuses]
     assert done == sorted(done) and done[-1] == statuses[-1].iters == 4 * 30  # one bar over all tiles
+
+
+def test_one_bar_over_parts_ignores_a_progress_message_that_comes_after_its_part_ended():
+    # Under load a worker's last message arrived after the part's end and was counted again:
+    # the bar read 150 of 120 (seen on a busy 2-core machine).
+    from dip_cli.fit import Status
+    from dip_cli.tiled import _Progress
+
+    statuses = []
+    progress = _Progress(CallbackObserver(statuses.append), "photo (2 tiles)", count=2, iters=30)
+    progress.start(0)
+    status = Status(30, 30, 0.01, 20.0, float("nan"), None, None)
+    progress.update(0, status)
+    progress.update(1, replace(status, iteration=10))
+    progress.done(0)
+    progress.update(0, status)  # late: part 0 has ended
+    progress.update(1, replace(status, iteration=30))
+    progress.done(1)
+    assert [s.iteration for s in statuses] == [30, 40, 60] and statuses[-1].iters == 60
 
 
 def test_auto_fits_parts_side_by_side_on_a_cpu_one_per_thread_when_the_work_pays(tiny):
