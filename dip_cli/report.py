@@ -76,6 +76,11 @@ class LogLines:
         note = f"resumed at {done} of {total}" if done else f"starting, {total} {unit}"
         self._print(f"{name}: {note}")
 
+    def skip(self, steps: int) -> None:
+        """``steps`` done in an earlier session (a tile resumed from its checkpoint): not this
+        session's work, so not in its rate."""
+        self.first_done += steps
+
     def update(self, done: int, stats: str = "", *, force: bool = False) -> None:
         now = self.clock()
         if not force and now - self.last_line < self.every:
@@ -117,6 +122,12 @@ class ProgressDisplay:
         self._progress.start()
         note = f"resumed at {done}" if done else "starting"
         self._task = self._progress.add_task(name, total=total, completed=done, stats=note)
+
+    def skip(self, steps: int) -> None:
+        """Steps done before this session, found after the start (a tiled run's parts resumed
+        from their checkpoints). The bar's own rate forgets them within its 30 s window."""
+        if self._log is not None:
+            self._log.skip(steps)
 
     def update(self, status) -> None:
         if self._log is not None:

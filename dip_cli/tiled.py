@@ -377,7 +377,7 @@ def _fit_in_workers(parts: _Parts, todo: list[int], workers: int, threads: int, 
 
     jobs = ((_fit_part_in_worker, (parts.job(part, threads), part)) for part in todo)  # made when due
     release_freed_memory()  # this process only waits now: its transient copies go back to the OS
-    signum = run_jobs(jobs, workers, on_message=lambda message: progress.update(*message), on_done=on_done)
+    signum = run_jobs(jobs, workers, on_message=progress.receive, on_done=on_done)
     if failures:
         error = failures[0]
         if isinstance(error, DipError):
@@ -573,6 +573,18 @@ class _Progress:
         done = self.finished * self.iters + sum(self.running.values())
         self.observer.update(replace(status, iteration=done, iters=self.total))
 
+    def resumed(self, part: int, steps: int) -> None:
+        """A part continues from its checkpoint: its ``steps`` were done in an earlier session,
+        so a display that times this session (an ETA from its rate) must not count them as
+        work done now. ``skip`` is optional for an observer."""
+        if steps and part not in self.ended and (skip := getattr(self.observer, "skip", None)):
+            skip(steps)
+
+    def receive(self, message: tuple) -> None:
+        """A message from a worker process (``_SendProgress``)."""
+        kind, part, value = message
+        (self.resumed if kind == "resumed" else self.update)(part, value)
+
     def done(self, part: int) -> None:
         self.running.pop(part, None)
         self.ended.add(part)
@@ -588,17 +600,25 @@ class _PartObserver(Silent):
     def __init__(self, progress, part: int) -> None:
         self.progress, self.part = progress, part
 
+    def start(self, name: str, total: int, done: int) -> None:
+        self.progress.resumed(self.part, done)
+
     def update(self, status) -> None:
         self.progress.update(self.part, status)
 
 
 class _SendProgress:
-    """In a worker process: a part's progress goes to the parent's ``_Progress``."""
+    """In a worker process: a part's progress goes to the parent's ``_Progress.receive``."""
+
+    def resumed(self, part: int, steps: int) -> None:
+        from dip_cli import workers
+
+        workers.send(("resumed", part, steps))
 
     def update(self, part: int, status) -> None:
         from dip_cli import workers
 
-        workers.send((part, status))
+        workers.send(("update", part, status))
 
 
 def _tiled_record(records: list[dict], layout) -> Record:

@@ -90,6 +90,16 @@ def test_log_lines_after_resume_count_only_this_sessions_rate():
     ]
 
 
+def test_log_lines_skip_what_resumed_tiles_did_before_this_session():
+    console, out = log_console()
+    clock = FakeClock()
+    log = LogLines(console, "photo", total=10000, done=4800, clock=clock)
+    log.skip(4200)  # two tiles resumed at 2100 each: counted in the next update, not done now
+    clock.now += 60.0
+    log.update(4800 + 4200 + 600)  # 600 steps this minute, 400 left
+    assert out.getvalue().splitlines()[-1].endswith("elapsed 0:01:00  eta 0:00:40")
+
+
 def test_progress_display_writes_lines_to_a_log_and_a_bar_to_a_terminal():
     from dip_cli.fit import Status
 

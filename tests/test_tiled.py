@@ -215,10 +215,12 @@ def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path, warm
     with RunFolder(tmp_path / "run") as run, pytest.raises(InputError, match="--resume"):
         tiled(run=run)  # never silently restarted
     second_session = time.perf_counter()
+    observer = SkipRecorder()
     with RunFolder(tmp_path / "run", resume=True) as run:
-        resumed, record = tiled(run=run, save_every=10)
+        resumed, record = tiled(run=run, save_every=10, observer=observer)
     second_session = time.perf_counter() - second_session
     assert record.resumed_from >= 20  # the third tile resumed from its checkpoint
+    assert observer.skipped == [record.resumed_from]  # its steps were done before: not this session's
     # The run's time is its wall time over both sessions, not the tiles' times summed.
     earlier = interrupted["elapsed_seconds"]
     assert earlier < record.seconds <= earlier + second_session + 0.01  # (rounded to 0.01 s)
@@ -468,6 +470,17 @@ def test_parts_fitted_in_two_worker_processes_give_the_image_fitted_in_turn(tiny
     assert done == sorted(done) and done[-1] == statuses[-1].iters == 4 * 30  # one bar over all tiles
 
 
+class SkipRecorder(CallbackObserver):
+    """Records what a display that times the session is told was done before it."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda status: None)
+        self.skipped: list[int] = []
+
+    def skip(self, steps: int) -> None:
+        self.skipped.append(steps)
+
+
 def test_one_bar_over_parts_ignores_a_progress_message_that_comes_after_its_part_ended():
     # Under load a worker's last message arrived after the part's end and was counted again:
     # the bar read 150 of 120 (seen on a busy 2-core machine).
@@ -485,6 +498,20 @@ def test_one_bar_over_parts_ignores_a_progress_message_that_comes_after_its_part
     progress.update(1, replace(status, iteration=30))
     progress.done(1)
     assert [s.iteration for s in statuses] == [30, 40, 60] and statuses[-1].iters == 60
+
+
+def test_a_resumed_parts_earlier_steps_reach_the_display_as_skipped_and_messages_are_dispatched():
+    from dip_cli.fit import Status
+    from dip_cli.tiled import _Progress
+
+    observer = SkipRecorder()
+    progress = _Progress(observer, "photo (2 tiles)", count=2, iters=30)
+    progress.start(0)
+    progress.receive(("resumed", 0, 20))
+    progress.receive(("resumed", 1, 0))  # a fresh part: nothing to skip
+    progress.receive(("update", 0, Status(25, 30, 0.01, 20.0, float("nan"), None, None)))
+    assert observer.skipped == [20] and progress.running == {0: 25}
+    _Progress(CallbackObserver(print), "photo", count=1, iters=30).resumed(0, 20)  # skip is optional
 
 
 def test_auto_fits_parts_side_by_side_on_a_cpu_one_per_thread_when_the_work_pays(tiny):
@@ -524,13 +551,17 @@ def test_an_interrupted_side_by_side_run_resumes_to_the_same_image(tiny, tmp_pat
         restore_in_tiles(noisy, Identity(), settings, layout, run=run, save_every=10,
                          observer=CallbackObserver(ctrl_c_in_the_second_round), **options)  # fmt: skip
     assert len(list(tiles.glob("*/result.npy"))) >= 2  # the first round's tiles were kept
-    assert len(list(tiles.glob("*/checkpoint.pt"))) >= 1  # the running ones checkpointed
+    checkpointed = len(list(tiles.glob("*/checkpoint.pt")))
+    assert checkpointed >= 1  # the running ones checkpointed
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
+    observer = SkipRecorder()
     with RunFolder(tmp_path / "run", resume=True) as run:
         resumed, record = restore_in_tiles(
-            noisy, Identity(), settings, layout, run=run, save_every=10, **options
+            noisy, Identity(), settings, layout, run=run, save_every=10, observer=observer, **options
         )
     assert record.resumed_from >= 10
+    # Each resumed tile's worker told the parent how many of its steps an earlier session did.
+    assert len(observer.skipped) == checkpointed and all(0 < s < 100 for s in observer.skipped)
     np.testing.assert_array_equal(resumed, uninterrupted)
 
 
