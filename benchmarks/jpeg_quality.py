@@ -65,6 +65,7 @@ def restore_with_file_model(
     threads: int | None = None,
     weighting: str = "uniform",
     preset: str | None = None,
+    dequantize: str = "center",
 ) -> tuple[dict, dict]:
     """One fit to the file's coefficients, scored as fitted and after the projection into the
     quantization box that ``dip jpeg`` applies (``JpegModel.finish``): the two differ only there."""
@@ -77,7 +78,7 @@ def restore_with_file_model(
     jpeg = read_jpeg(data)
     settings = resolve_settings("jpeg", preset, iters=iters)
     start = time.perf_counter()
-    model = JpegModel(jpeg, project=False, weighting=weighting)
+    model = JpegModel(jpeg, project=False, weighting=weighting, dequantize=dequantize)
     fitted, record = restore_array(
         decode_image(data).pixels, model, settings, threads=threads, reference=clean
     )
@@ -117,6 +118,7 @@ def measure(
     iters: int | None,
     preset: str | None,
     with_pixel_loss: bool,
+    dequantize: str,
     threads: int | None,
 ) -> dict:
     """One crop at one quality and chroma mode: the JPEG, the file model and (unless skipped)
@@ -134,7 +136,9 @@ def measure(
         "jpeg": psnr(decoded, clean),
         "jpeg_ssim": ssim(decoded, clean),
     }
-    row["fitted"], row["model"] = restore_with_file_model(data, clean, iters, threads, preset=preset)
+    row["fitted"], row["model"] = restore_with_file_model(
+        data, clean, iters, threads, preset=preset, dequantize=dequantize
+    )
     if with_pixel_loss:  # always the default preset: what dip jpeg did before the file model
         row["pixels"] = restore_with_pixel_loss(data, clean, iters, threads)
     else:
@@ -164,6 +168,12 @@ def main() -> None:
         "--no-pixel-loss", action="store_true", help="skip the pixel-loss fits (the column shows nan)"
     )
     parser.add_argument(
+        "--dequantize",
+        choices=("center", "laplacian"),
+        default="center",
+        help="the file model's targets: bin centres k*q, or moved toward zero (a Laplacian per frequency)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -173,7 +183,7 @@ def main() -> None:
     size, iters = (48, 20) if args.quick else (args.size, None)
     images = args.images[:2] if args.quick else args.images
     cases = [(n, q, m) for n in images for q in args.qualities for m in args.subsampling]
-    extra = (size, iters, args.preset, not args.no_pixel_loss)
+    extra = (size, iters, args.preset, not args.no_pixel_loss, args.dequantize)
     rows = measure_all(measure, cases, extra, args.jobs)
     print_tables(rows, size, args.preset or "jpeg")
     print("\n| image | quality | chroma | no box: at half the budget | at the end | best seen (iteration) |")

@@ -164,11 +164,23 @@ class JpegModel(Operator):
     """
 
     WEIGHTINGS = ("uniform", "quantization")
+    DEQUANTIZATIONS = ("center", "laplacian")
 
-    def __init__(self, jpeg, *, project: bool = True, weighting: str = "uniform") -> None:
+    def __init__(
+        self,
+        jpeg,
+        *,
+        project: bool = True,
+        weighting: str = "uniform",
+        dequantize: str = "center",
+        offsets: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         if weighting not in self.WEIGHTINGS:
             raise ValueError(f"weighting must be one of {self.WEIGHTINGS}, got {weighting!r}")
+        if dequantize not in self.DEQUANTIZATIONS:
+            raise ValueError(f"dequantize must be one of {self.DEQUANTIZATIONS}, got {dequantize!r}")
+        self.dequantize = dequantize
         self.jpeg = jpeg
         self.factors = jpeg.factors
         self.orientation = jpeg.orientation
@@ -191,6 +203,13 @@ class JpegModel(Operator):
         weights = (tables.double() / 255.0) ** -2
         mean = (counts[:, None] * weights).sum() / (counts.sum() * 64)
         self.register_buffer("weight_tables", (weights / mean).float())
+        # "laplacian": a nonzero coefficient's target moves from its bin's centre toward zero, to
+        # the bin's mean under a Laplacian fitted to that frequency (a tile takes its file's).
+        if offsets is None:
+            offsets = laplacian_offsets(jpeg.coefficients, jpeg.tables)
+        if dequantize == "center":
+            offsets = torch.zeros_like(offsets)
+        self.register_buffer("offset_tables", offsets)  # (components, 64), 0-255 scale
         # vec(D B D^T) = (D kron D) vec(B): the 2-D DCT of a flattened 8x8 block is one 64x64 matmul.
         self.register_buffer("dct", torch.kron(_dct_matrix(), _dct_matrix()))
         self.register_buffer("rgb_to_ycbcr", torch.tensor(_RGB_TO_YCBCR))
@@ -223,18 +242,27 @@ class JpegModel(Operator):
 
     @property
     def target(self) -> torch.Tensor:
-        """The file's dequantized coefficients k*q (0-1 scale), flat, component after component.
+        """The file's dequantized coefficients (0-1 scale), flat, component after component: k*q,
+        or with ``dequantize="laplacian"`` k*q - sign(k)*offset.
 
         Built on first use where the module lives and kept (a tile's fit uses it every step; a
         parent that only cuts tiles never builds it)."""
         cached = self.__dict__.get("_target")
         if cached is None or cached.device != self.tables.device:
-            parts = [
-                (getattr(self, f"coefficients{c}").float() * q.view(8, 8)).reshape(-1)
-                for c, q in enumerate(self.tables)
-            ]
-            cached = self.__dict__["_target"] = torch.cat(parts) / 255.0
+            cached = self.__dict__["_target"] = self._dequantized(self.offset_tables)
         return cached
+
+    @property
+    def centers(self) -> torch.Tensor:
+        """The centres k*q of the quantization bins (0-1 scale), in ``target``'s order."""
+        return self._dequantized(torch.zeros_like(self.offset_tables))
+
+    def _dequantized(self, offsets: torch.Tensor) -> torch.Tensor:
+        parts = []
+        for c, (q, offset) in enumerate(zip(self.tables, offsets, strict=True)):
+            k = getattr(self, f"coefficients{c}").float()
+            parts.append((k * q.view(8, 8) - torch.sign(k) * offset.view(8, 8)).reshape(-1))
+        return torch.cat(parts) / 255.0
 
     @property
     def step_tables(self) -> torch.Tensor:
@@ -255,7 +283,7 @@ class JpegModel(Operator):
             return x
         coefficients = self(x)
         parts = zip(
-            self._blocks(coefficients), self._blocks(self.target[None]), self.step_tables, strict=True
+            self._blocks(coefficients), self._blocks(self.centers[None]), self.step_tables, strict=True
         )
         box = torch.cat(
             [
@@ -323,11 +351,18 @@ class JpegModel(Operator):
             right = k.shape[1] if left + width >= self.jpeg.width else (left + width) // (8 * h)
             blocks.append(k[top // (8 * v) : bottom, left // (8 * h) : right])
         jpeg = replace(self.jpeg, height=height, width=width, coefficients=tuple(blocks))
-        tile = JpegModel(jpeg, project=self.project, weighting=self.weighting)
+        tile = JpegModel(
+            jpeg,
+            project=self.project,
+            weighting=self.weighting,
+            dequantize=self.dequantize,
+            offsets=self.offset_tables,
+        )
         return y[top : top + height, left : left + width], tile
 
     def describe(self) -> dict:
-        loss = f"coefficient MSE ({self.weighting} weights)"
+        loss = f"coefficient MSE ({self.weighting} weights"
+        loss += ", Laplacian dequantization)" if self.dequantize == "laplacian" else ")"
         loss += ", then projected into the quantization box" if self.project else ""
         return {"kind": "jpeg-file", "loss": loss, **self.jpeg.describe()}
 
@@ -335,6 +370,25 @@ class JpegModel(Operator):
         return (
             f"subsampling={self.jpeg.subsampling}, orientation={self.orientation}, weighting={self.weighting}"
         )
+
+
+def laplacian_offsets(coefficients, tables) -> torch.Tensor:
+    """Per component and frequency, how far toward zero the mean of a nonzero bin lies from its
+    centre if that frequency's coefficients are Laplacian (AC coefficients of photos are close
+    to it), with the rate read from the share of zeros: P(|x| < q/2) = 1 - exp(-rate q / 2).
+    In a bin [a, a + q] the Laplacian's mean is a + 1/rate - q / (exp(rate q) - 1). The DC
+    coefficient is not centred on zero and keeps its centre. (0-255 scale, (components, 64).)"""
+    rows = []
+    for k, q in zip(coefficients, tables, strict=True):
+        k = np.asarray(k).reshape(-1, 64)
+        q = np.asarray(q, dtype=np.float64).reshape(64)
+        zeros = np.clip((k == 0).mean(axis=0), 1e-3, 1 - 1e-3)
+        rate = -2 * np.log1p(-zeros) / q
+        x = np.minimum(rate * q, 50.0)
+        offset = np.clip(q / 2 - 1 / rate + q / np.expm1(x), 0, q / 2)
+        offset[0] = 0.0
+        rows.append(offset)
+    return torch.tensor(np.stack(rows), dtype=torch.float32)
 
 
 # JFIF: Y = .299 R + .587 G + .114 B; Cb, Cr centred on 128 (the level shift removes the offset).
