@@ -9,6 +9,7 @@ crop, on the 8-bit result a user saves.
 
     python -m benchmarks.jpeg_quality            # 8 crops x (q10, q20) x (4:2:0, 4:4:4) x 2 losses
     python -m benchmarks.jpeg_quality --quick    # checks that it runs
+    python -m benchmarks.jpeg_quality --qualities 10 --subsampling 4:2:0 --dequantize laplacian
 """
 
 from __future__ import annotations
