@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from rich.console import Console
@@ -45,6 +46,7 @@ def _status_text(status) -> str:
 
 
 LOG_EVERY_SECONDS = 60.0
+RATE_WINDOW_SECONDS = 900.0
 
 
 def _clock_text(seconds: float) -> str:
@@ -56,8 +58,10 @@ class LogLines:
     """Progress as plain lines, for a stderr that is not a terminal (``2> log``, nohup, a job
     scheduler): a live bar draws nothing there until the end, which for a 12 MP photo is
     hours of silence. One line when the work starts, then at most one every ``every``
-    seconds: steps done of the total, elapsed time and an ETA from this session's mean rate
-    (over hours of tiles that is steadier than the bar's rate over its last 30 s)."""
+    seconds: steps done of the total, elapsed time and an ETA from the rate over the last
+    ``window`` seconds (15 minutes: over a run of tiles that is steadier than the bar's last
+    30 s, and unlike the session's mean it catches up within 15 minutes when other work
+    starts or stops beside the run)."""
 
     def __init__(
         self,
@@ -68,21 +72,26 @@ class LogLines:
         *,
         unit: str = "steps",
         every: float = LOG_EVERY_SECONDS,
+        window: float = RATE_WINDOW_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.console, self.name, self.total, self.every, self.clock = console, name, total, every, clock
-        self.started, self.first_done = clock(), done
-        self.last_line = self.started
+        self.window = window
+        self.started = self.last_line = clock()
+        self.samples: deque[tuple[float, int]] = deque([(self.started, done)])  # (time, steps done)
         note = f"resumed at {done} of {total}" if done else f"starting, {total} {unit}"
         self._print(f"{name}: {note}")
 
     def skip(self, steps: int) -> None:
         """``steps`` done in an earlier session (a tile resumed from its checkpoint): not this
         session's work, so not in its rate."""
-        self.first_done += steps
+        self.samples = deque((t, done + steps) for t, done in self.samples)
 
     def update(self, done: int, stats: str = "", *, force: bool = False) -> None:
         now = self.clock()
+        self.samples.append((now, done))
+        while len(self.samples) > 1 and now - self.samples[1][0] >= self.window:
+            self.samples.popleft()  # the oldest kept is the newest at least a window old
         if not force and now - self.last_line < self.every:
             return
         self.last_line = now
@@ -90,7 +99,8 @@ class LogLines:
 
     def line(self, done: int, stats: str, now: float) -> str:
         elapsed = now - self.started
-        rate = (done - self.first_done) / elapsed if elapsed > 0 else 0.0
+        since, done_then = self.samples[0]
+        rate = (done - done_then) / (now - since) if now > since else 0.0
         eta = _clock_text((self.total - done) / rate) if rate > 0 else "?"
         percent = 100.0 * done / self.total if self.total else 100.0
         parts = [f"{self.name}: {done}/{self.total} ({percent:.0f}%)", stats]

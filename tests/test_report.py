@@ -90,6 +90,20 @@ def test_log_lines_after_resume_count_only_this_sessions_rate():
     ]
 
 
+def test_log_lines_eta_follows_the_last_15_minutes_when_the_machine_gets_busier():
+    console, out = log_console()
+    clock = FakeClock()
+    log = LogLines(console, "photo", total=100000, done=0, clock=clock)
+    done = 0
+    for second in range(1, 3601):  # an hour at 10 steps a second, then half as fast
+        clock.now += 1.0
+        done += 10 if second <= 1800 else 5
+        log.update(done)
+    # 15 minutes at 5 a second: 100000 - 27000 = 73000 steps left -> 14600 s (the hour's mean
+    # rate, 7.5 a second, would say 9733 s)
+    assert out.getvalue().splitlines()[-1] == "photo: 27000/100000 (27%)  elapsed 1:00:00  eta 4:03:20"
+
+
 def test_log_lines_skip_what_resumed_tiles_did_before_this_session():
     console, out = log_console()
     clock = FakeClock()
