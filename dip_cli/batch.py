@@ -262,6 +262,7 @@ class BatchObserver:
     def batch_start(self, total: int, done: int) -> None: ...
     def image_start(self, key: int, name: str, total: int, done: int) -> None: ...
     def image_update(self, key: int, status) -> None: ...
+    def image_skip(self, key: int, steps: int) -> None: ...
     def image_finish(self, key: int, outcome: Outcome) -> None: ...
     def batch_finish(self) -> None: ...
 
@@ -392,6 +393,9 @@ class _Forward:
     def update(self, status) -> None:
         self.send(("update", self.key, status))
 
+    def skip(self, steps: int) -> None:
+        self.send(("skip", self.key, steps))
+
     def finish(self) -> None:
         pass
 
@@ -400,6 +404,8 @@ def _dispatch(observer: BatchObserver, message: tuple) -> None:
     kind, key, payload = message
     if kind == "start":
         observer.image_start(key, *payload)
+    elif kind == "skip":
+        observer.image_skip(key, payload)
     else:
         observer.image_update(key, payload)
 

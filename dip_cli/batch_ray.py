@@ -350,6 +350,9 @@ class _QueueForward:
     def start(self, name: str, total: int, done: int) -> None:
         self.queue.put.remote(("start", self.key, (name, total, done)))
 
+    def skip(self, steps: int) -> None:
+        self.queue.put.remote(("skip", self.key, steps))
+
     def update(self, status) -> None:
         now = time.monotonic()
         if now - self.last >= 1 / UPDATES_PER_SECOND or status.iteration >= status.iters:

@@ -55,6 +55,11 @@ class Observer(Protocol):
 
     def start(self, name: str, total: int, done: int) -> None: ...
     def update(self, status) -> None: ...
+    def skip(self, steps: int) -> None:
+        """``steps`` found done by an earlier session after ``start`` (a tiled run's parts
+        resumed from their checkpoints): counted in the next update, but not this session's
+        work, so a display that times the session leaves them out of its rate."""
+
     def finish(self) -> None: ...
 
 
@@ -63,6 +68,9 @@ class Silent:
         pass
 
     def update(self, status) -> None:
+        pass
+
+    def skip(self, steps: int) -> None:
         pass
 
     def finish(self) -> None:

@@ -205,10 +205,10 @@ class JpegModel(Operator):
         self.register_buffer("weight_tables", (weights / mean).float())
         # "laplacian": a nonzero coefficient's target moves from its bin's centre toward zero, to
         # the bin's mean under a Laplacian fitted to that frequency (a tile takes its file's).
-        if offsets is None:
+        if offsets is None and dequantize == "laplacian":
             offsets = laplacian_offsets(jpeg.coefficients, jpeg.tables)
-        if dequantize == "center":
-            offsets = torch.zeros_like(offsets)
+        elif offsets is None:
+            offsets = torch.zeros(len(jpeg.tables), 64)
         self.register_buffer("offset_tables", offsets)  # (components, 64), 0-255 scale
         # vec(D B D^T) = (D kron D) vec(B): the 2-D DCT of a flattened 8x8 block is one 64x64 matmul.
         self.register_buffer("dct", torch.kron(_dct_matrix(), _dct_matrix()))

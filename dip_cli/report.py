@@ -218,6 +218,10 @@ class BatchDisplay:
         note = f"resumed at {done}" if done else "starting"
         self._images[key] = self._progress.add_task(f"  {name}", total=total, completed=done, stats=note)
 
+    def image_skip(self, key: int, steps: int) -> None:
+        if key in self._image_logs:
+            self._image_logs[key].skip(steps)
+
     def image_update(self, key: int, status) -> None:
         if key in self._image_logs:
             self._image_logs[key].update(status.iteration, _status_text(status))

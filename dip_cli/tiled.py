@@ -574,11 +574,9 @@ class _Progress:
         self.observer.update(replace(status, iteration=done, iters=self.total))
 
     def resumed(self, part: int, steps: int) -> None:
-        """A part continues from its checkpoint: its ``steps`` were done in an earlier session,
-        so a display that times this session (an ETA from its rate) must not count them as
-        work done now. ``skip`` is optional for an observer."""
-        if steps and part not in self.ended and (skip := getattr(self.observer, "skip", None)):
-            skip(steps)
+        """A part continues from its checkpoint: its ``steps`` were done in an earlier session."""
+        if steps:
+            self.observer.skip(steps)
 
     def receive(self, message: tuple) -> None:
         """A message from a worker process (``_SendProgress``)."""

@@ -368,3 +368,17 @@ def test_parallel_workers_give_the_same_images_as_one_at_a_time(cli, tiny_preset
 def test_default_workers_one_per_core_on_cpu_never_more_than_images():
     assert default_workers("cpu", 1) == 1
     assert default_workers("cpu", 100) == min(cpu_cores(), 4)
+
+
+def test_a_resumed_tiled_images_skipped_steps_reach_the_batch_display_under_its_key():
+    from dip_cli.batch import BatchObserver, _dispatch, _Forward
+
+    sent, calls = [], []
+    _Forward(sent.append, 3).skip(40)
+
+    class Recorder(BatchObserver):
+        def image_skip(self, key: int, steps: int) -> None:
+            calls.append((key, steps))
+
+    _dispatch(Recorder(), sent[0])
+    assert calls == [(3, 40)]

@@ -138,6 +138,8 @@ def test_batch_display_in_a_log_says_each_image_finished_with_the_batch_eta():
     display.batch_start(total=3, done=0)
     item = Item(Path("in/a.png"), Path("a.png"), Path("out/a.png"), Path("out/a.dip"))
     display.image_start(0, "a.png", 100, 0)
+    display.image_skip(0, 40)  # a tiled image resumed: the tiles' checkpointed steps
+    assert display._image_logs[0].samples[0][1] == 40
     display.image_finish(0, Outcome(item, "restored", None))
     display.image_finish(1, Outcome(item, "failed", None, "in/a.png: not an image"))
     display.batch_finish()

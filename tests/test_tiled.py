@@ -511,7 +511,7 @@ def test_a_resumed_parts_earlier_steps_reach_the_display_as_skipped_and_messages
     progress.receive(("resumed", 1, 0))  # a fresh part: nothing to skip
     progress.receive(("update", 0, Status(25, 30, 0.01, 20.0, float("nan"), None, None)))
     assert observer.skipped == [20] and progress.running == {0: 25}
-    _Progress(CallbackObserver(print), "photo", count=1, iters=30).resumed(0, 20)  # skip is optional
+    _Progress(CallbackObserver(print), "photo", count=1, iters=30).resumed(0, 20)  # Silent: skip is a no-op
 
 
 def test_auto_fits_parts_side_by_side_on_a_cpu_one_per_thread_when_the_work_pays(tiny):
