@@ -213,7 +213,7 @@ def test_laplacian_dequantization_moves_nonzero_targets_toward_zero_and_nearer_t
     assert torch.all(moved.abs() <= laplacian.step / 2 + 1e-7)  # inside the bin
     truth = centre(tensor(clean))
     error = [float(((model.target - truth) ** 2).mean()) for model in (centre, laplacian)]
-    assert error[1] < 0.95 * error[0]  # luma +0.17 to +0.34 dB on eight 128 px crops (q10)
+    assert error[1] < 0.95 * error[0]  # 0.33 dB here; luma 0.19-0.31 dB on eight 128 px crops at q10
     # The box is the file's either way: the projection does not change.
     x = tensor(np.clip(clean + 0.03, 0, 1))
     assert torch.equal(laplacian.centers, centre.target)
