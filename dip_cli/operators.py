@@ -255,6 +255,8 @@ class JpegModel(Operator):
     @property
     def centers(self) -> torch.Tensor:
         """The centres k*q of the quantization bins (0-1 scale), in ``target``'s order."""
+        if self.dequantize == "center":  # the targets are the centres: reuse the cached plane
+            return self.target
         return self._dequantized(torch.zeros_like(self.offset_tables))
 
     def _dequantized(self, offsets: torch.Tensor) -> torch.Tensor:
