@@ -15,7 +15,11 @@ crop by:
 dip fits with its default Lanczos-2 model, or with ``--matched`` with the kernel the input was made
 with (``dip sr --kernel K``). The bicubic baseline is Pillow's BICUBIC upscale. "band-limited" is
 the clean crop with every frequency above the low-res Nyquist limit removed: where dip is level
-with it, the crop's lost detail is texture that no interpolation can guess. PSNR / SSIM are on
+with it, the crop's lost detail is texture that no interpolation can guess. "twin bound" makes
+that exact (``null_space_twin``): the crop's twin, with the detail the downsampler cannot see
+negated, has the same low-res image, so no method can beat the bound on both; where "bicubic + 0.5
+possible" says no, no method of any kind reaches bicubic + 0.5 dB on both the crop and its twin
+(the percentage: the twin's 8-bit low-res pixels equal to the crop's). PSNR / SSIM are on
 RGB, over the whole image (no border shave), of the 8-bit result a user would save. Prints
 markdown tables; figures depend on the machine (quote ratios, not seconds).
 """
@@ -26,11 +30,12 @@ import argparse
 import sys
 
 import numpy as np
+import torch
 
 from benchmarks.common import DATA, as_saved, bicubic, center_crop, measure_all, run_dip
 from dip_cli.io import load_image
 from dip_cli.metrics import psnr, ssim
-from dip_cli.operators import simulate_downscale
+from dip_cli.operators import Downsample, simulate_downscale
 
 KERNELS = ("lanczos2", "bicubic", "lanczos3", "area")
 
@@ -102,6 +107,45 @@ def band_limited(clean: np.ndarray, factor: int) -> np.ndarray:
     return np.clip(np.real(np.fft.ifft2(spectrum, axes=(0, 1))), 0, 1).astype(np.float32)
 
 
+def downscale_matrix(size: int, factor: int, kernel: str = "lanczos2") -> np.ndarray:
+    """dip's downsampler along one axis of ``size`` pixels as a (size/factor, size) matrix M:
+    the filter is separable, so a channel X goes to M_h X M_wᵀ (replicate padding folded in)."""
+    probe = torch.zeros(size, 1, size, 1)
+    probe[torch.arange(size), 0, torch.arange(size), 0] = 1.0  # probe i: a single lit row i
+    with torch.no_grad():
+        columns = Downsample(factor, 1, kernel)(probe.expand(size, 1, size, factor).contiguous())
+    return columns[:, 0, :, 0].double().numpy().T
+
+
+def null_space_twin(clean: np.ndarray, factor: int, kernel: str = "lanczos2") -> np.ndarray:
+    """The crop with every detail the downsampler cannot see negated: x' = x - 2 P x, where P
+    projects onto the null space of D. D(x') = D(x) exactly, so from the low-res image alone no
+    method can tell x from x', and for any output y the mean of its two MSEs is at least
+    ||x - x'||² / 4 per pixel (the triangle inequality): the "twin bound". Where the lost detail
+    is stripes or fur, x' is the same texture shifted by half a period, as likely as x. Clipped to
+    [0, 1] (a real image); the caller checks that the low-res images still agree."""
+    height, width = clean.shape[:2]
+    rows, cols = (downscale_matrix(n, factor, kernel) for n in (height, width))
+    keep_rows, keep_cols = (np.linalg.pinv(m) @ m for m in (rows, cols))  # onto D's row space
+    seen = np.einsum("ij,jkc,lk->ilc", keep_rows, clean.astype(np.float64), keep_cols)
+    return np.clip(2 * seen - clean, 0, 1).astype(np.float32)
+
+
+def twin_row(clean: np.ndarray, low: np.ndarray, scale: int, kernel: str, base: np.ndarray) -> dict:
+    """The twin bound, bicubic on the twin, and whether bicubic + 0.5 dB on both crop and twin is
+    possible at all (for any method: the mean of the two MSEs must stay above the bound)."""
+    twin = null_space_twin(clean, scale, kernel)
+    twin_low = as_saved(downscale(twin, scale, kernel))
+    bound_mse = float(np.mean((clean - twin) ** 2)) / 4
+    mse_x, mse_t = (float(np.mean((as_saved(base) - ref) ** 2)) for ref in (clean, twin))
+    return {
+        "twin_bound": float(-10 * np.log10(bound_mse)),
+        "twin_bicubic": psnr(as_saved(bicubic(twin_low, scale)), twin),
+        "twin_low_same": float(np.mean(np.abs(twin_low - as_saved(low)) < 0.5 / 255)),
+        "target_possible": bool(10 ** (-0.05) * (mse_x + mse_t) / 2 >= bound_mse),
+    }
+
+
 def measure(
     name: str,
     kernel: str,
@@ -130,6 +174,7 @@ def measure(
         "bicubic": psnr(as_saved(base), clean),
         "bicubic_ssim": ssim(as_saved(base), clean),
         "band_limited": psnr(band_limited(clean, scale), clean),
+        **twin_row(clean, low, scale, kernel, base),
         "dip": dip,
         "at": {k: dip["curve"][k - 1] for k in (500, 1000, 2000, 3000, 4000, 6000) if k <= len(dip["curve"])},
     }
@@ -164,17 +209,26 @@ def main() -> None:
     print_tables(rows, size)
 
 
+def best_seen(dip: dict) -> str:
+    """The best PSNR on the fit's curve and its iteration; several fits averaged have no curve."""
+    return f"{dip['best_seen']:.2f} ({dip['best_at']})" if dip["best_at"] else "— (fits averaged)"
+
+
 def print_tables(rows: list[dict], size: int) -> None:
     print(f"\n{size} px high-res crops; PSNR dB / SSIM; dip: the 8-bit result, its wall time\n")
-    print("| scale | kernel | image | bicubic | **dip** | Δ | band-limited | best seen (iteration) | s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| scale | kernel | image | bicubic | **dip** | Δ | band-limited | twin bound (low-res equal) "
+        "| bicubic + 0.5 possible on crop and twin | best seen (iteration) | s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         d = r["dip"]
         print(
             f"| ×{r['scale']} | {r['kernel']} | {r['image']} | {r['bicubic']:.2f} / {r['bicubic_ssim']:.3f} "
             f"| **{d['psnr']:.2f}** / {d['ssim']:.3f} | {d['psnr'] - r['bicubic']:+.2f} "
-            f"| {r['band_limited']:.2f} "
-            f"| {d['best_seen']:.2f} ({d['best_at']}) | {d['seconds']:.0f} |"
+            f"| {r['band_limited']:.2f} | {r['twin_bound']:.2f} ({r['twin_low_same']:.1%}) "
+            f"| {'yes' if r['target_possible'] else '**no**'} "
+            f"| {best_seen(d)} | {d['seconds']:.0f} |"
         )
     print(
         "\n| scale | low-res made with | dip fits with | mean Δ over bicubic | worst Δ "

@@ -49,6 +49,7 @@ def test_every_builtin_preset_loads_and_each_task_has_a_default_and_a_paper_pres
         ("jpeg-avg3", {"fit.restarts": 3, "network.channels_skip": [0, 0, 0, 4, 4], "stop.rule": "fixed"}),
         ("sr4", {"fit.ema": 0.99, "fit.restarts": 1}),
         ("sr2", {"fit.ema": 0.99, "fit.iters": 4000}),
+        ("sr4-avg3", {"fit.restarts": 3, "fit.iters": 4000, "fit.reg_noise_std": 0.03, "stop.rule": "fixed"}),
         ("inpaint-pixels-paper", {"fit.lr": 0.001, "fit.iters": 11000}),
     ],
 )
