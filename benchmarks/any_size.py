@@ -31,9 +31,10 @@ from dip_cli.io import Picture, load_image
 from dip_cli.jpeg_file import read_jpeg
 from dip_cli.metrics import psnr
 from dip_cli.operators import JpegModel, encode_jpeg, simulate_downscale, simulate_noise
+from dip_cli.options import RunOptions
+from dip_cli.parts import plan_layout
 from dip_cli.settings import SR_KERNELS
-from dip_cli.tasks import TASKS, resolve_settings, restore_picture
-from dip_cli.tiled import plan_layout
+from dip_cli.tasks import TASK_TABLE, resolve_settings, restore_picture
 
 CASES = ("denoise", "jpeg", "sr", "inpaint")
 
@@ -99,8 +100,7 @@ def restore(case: dict, tile: str | int, threads: int) -> tuple[np.ndarray, floa
         known=case.get("known"),
         scale=case.get("scale"),
         source=case.get("source"),
-        threads=threads,
-        tile=tile,
+        options=RunOptions(threads=threads, tile=tile),
     )
     return as_saved(restored.pixels), time.perf_counter() - start, record.iterations
 
@@ -149,7 +149,7 @@ def _operator(case: dict):
     picture = Picture(case["observed"])
     # dip sr's default kernel for the SR case (the others ignore it)
     known, scale, source = case.get("known"), case.get("scale"), case.get("source")
-    return TASKS[case["task"]].operator(picture, known, scale, source, SR_KERNELS[0])
+    return TASK_TABLE[case["task"]].operator(picture, known, scale, source, SR_KERNELS[0])
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from dip_cli.io import Picture, save_image
 from dip_cli.metrics import psnr, ssim
+from dip_cli.options import RunOptions
 from dip_cli.tasks import resolve_settings, restore_picture
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dip"
@@ -53,8 +54,7 @@ def run_dip(
         kernel=kernel,
         source=source,
         reference=clean,
-        seed=seed,
-        threads=threads,
+        options=RunOptions(seed=seed, threads=threads),
     )
     seconds = time.perf_counter() - start
     saved = as_saved(restored.pixels)

@@ -23,6 +23,7 @@ from benchmarks.common import as_saved
 from benchmarks.jpeg_quality import SOURCES, crop, encode
 from dip_cli.io import Picture, decode_image
 from dip_cli.metrics import psnr
+from dip_cli.options import RunOptions
 from dip_cli.tasks import resolve_settings, restore_picture
 
 ZOOM = 2
@@ -39,7 +40,11 @@ def restore(
     settings = resolve_settings("jpeg", preset, iters=iters)
     decoded = decode_image(data)
     restored, _ = restore_picture(
-        "jpeg", Picture(decoded.pixels), settings, source=data if as_file else None, threads=threads
+        "jpeg",
+        Picture(decoded.pixels),
+        settings,
+        RunOptions(threads=threads),
+        source=data if as_file else None,
     )
     return as_saved(restored.pixels)
 

@@ -25,6 +25,7 @@ from PIL import Image
 from benchmarks.common import DATA, as_saved, measure_all
 from dip_cli.io import decode_image, load_image
 from dip_cli.metrics import psnr, ssim
+from dip_cli.options import RunOptions
 from dip_cli.tasks import resolve_settings, restore_picture
 
 # The paper's images and photos bundled with scikit-image; each gives its centre crop.
@@ -81,7 +82,7 @@ def restore_with_file_model(
     start = time.perf_counter()
     model = JpegModel(jpeg, project=False, weighting=weighting, dequantize=dequantize)
     fitted, record = restore_array(
-        decode_image(data).pixels, model, settings, threads=threads, reference=clean
+        decode_image(data).pixels, model, settings, RunOptions(threads=threads), reference=clean
     )
     seconds = time.perf_counter() - start
     curve = [row["psnr_reference"] for row in record.history]  # the smoothed output vs the clean crop
@@ -102,7 +103,7 @@ def restore_with_pixel_loss(
     """What dip jpeg did before (and does for a PNG of a decoded JPEG): fit the decoded pixels."""
     settings = resolve_settings("jpeg", iters=iters)
     start = time.perf_counter()
-    restored, _ = restore_picture("jpeg", decode_image(data), settings, threads=threads)
+    restored, _ = restore_picture("jpeg", decode_image(data), settings, RunOptions(threads=threads))
     return score(restored.pixels, clean, time.perf_counter() - start)
 
 

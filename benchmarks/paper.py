@@ -14,8 +14,8 @@ preset gets the wall-clock time the default took (the paper's iteration counts w
 hours at 2.2 M parameters on a CPU). With --size paper the full images are used, and the
 *-paper presets run their full budgets. Baselines: skimage NLM / TV (best of a small grid
 scored against the clean image, which favours them), biharmonic inpainting, bicubic, the
-decoded JPEG itself, CBM3D when the optional bm3d package is installed. Published numbers
-are shown where DESIGN.md gives one; they are for full images, so compare with --size paper.
+decoded JPEG itself, CBM3D when the optional bm3d package is installed. The DIP paper's
+own figure is shown where it reports one; it is for full images, so compare with --size paper.
 Prints a markdown table.
 """
 

@@ -29,9 +29,9 @@ from benchmarks.large_photo import corrupt, mosaic, nlm_baseline
 from dip_cli.core import restore_array
 from dip_cli.io import load_image
 from dip_cli.operators import Identity
+from dip_cli.options import RunOptions
+from dip_cli.parts import plan_layout
 from dip_cli.presets import load_preset
-from dip_cli.run_folder import RunFolder
-from dip_cli.tiled import plan_layout
 
 SIGMA = 25.0
 
@@ -39,11 +39,8 @@ SIGMA = 25.0
 def fit_tile(noisy: np.ndarray, clean: np.ndarray, iters: int, folder: Path) -> dict:
     settings = load_preset("denoise").with_overrides(iters=iters)
     settings = replace(settings, stop=replace(settings.stop, patience=10 * iters))  # see it all
-    with RunFolder(folder) as run:
-        _, record = restore_array(
-            noisy, Identity(), settings, threads=1, reference=clean, run=run, tile="off",
-            save_every=10 * iters,
-        )  # fmt: skip
+    options = RunOptions(threads=1, tile="off", save_every=10 * iters, run_dir=folder)
+    _, record = restore_array(noisy, Identity(), settings, options, reference=clean)
     with open(folder / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return {

@@ -27,9 +27,10 @@ import numpy as np
 from benchmarks.any_size import CASES, _operator, make_case
 from benchmarks.common import as_saved
 from dip_cli.metrics import psnr
+from dip_cli.options import RunOptions
+from dip_cli.parts import plan_layout, restore_in_tiles
 from dip_cli.run_folder import RunFolder
 from dip_cli.tasks import resolve_settings
-from dip_cli.tiled import plan_layout, restore_in_tiles
 
 
 def curves(run_dir: Path, count: int) -> list[np.ndarray]:
@@ -51,8 +52,8 @@ def run_case(name: str, size: int, tile: int, threads: int, image: str) -> None:
         with tempfile.TemporaryDirectory() as folder, RunFolder(Path(folder) / "run") as run:
             start = time.perf_counter()
             pixels, _ = restore_in_tiles(
-                case["observed"], operator, settings, layout, reference=case["clean"], run=run,
-                threads=threads, warm_start=warm,
+                case["observed"], operator, settings, layout, RunOptions(threads=threads),
+                reference=case["clean"], run=run, warm_start=warm,
             )  # fmt: skip
             outcome[warm] = {
                 "psnr": psnr(as_saved(pixels), case["clean"]),

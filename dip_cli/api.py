@@ -20,7 +20,7 @@ device : {"auto", "cpu", "cuda", "mps"}
 threads : int, optional
     CPU threads (sets torch's thread count for the process; default: 1 below 64x64 px, else
     all cores up to 8). A large image's tiles (and an ``-avg3`` preset's fits) are fitted that
-    many at once, each in a worker process with one thread (``tiled.parallel_parts``).
+    many at once, each in a worker process with one thread (``resources.parallel_fits``).
 run : str or path, optional
     A run folder: checkpoints, metrics.csv, run.json and snapshots go there, and calling again
     with the same folder and arguments resumes (or returns at once if the run had finished).
@@ -29,13 +29,13 @@ progress : bool or callable, optional
 tile : "auto", "off" or int
     Large images are restored as overlapping tiles, each its own DIP problem, blended with a
     smooth window: memory is bounded by the tile, and each tile is a problem the presets'
-    budgets are made for. ``auto`` fits an image of up to ``tiled.AUTO_WHOLE`` (512) px a side
-    whole and tiles a larger one, in tiles of up to ``tiled.AUTO_TILE`` (576) px, or the
+    budgets are made for. ``auto`` fits an image of up to ``resources.AUTO_WHOLE`` (512) px a side
+    whole and tiles a larger one, in tiles of up to ``settings.AUTO_TILE`` (576) px, or the
     preset's ``[tile] max_side`` where it asks for less (the denoisers: 256 px, and images
     larger than that are tiled), smaller for a
-    network whose fit would need more than ``tiled.AUTO_TILE_BYTES`` on a CPU (less for a
+    network whose fit would need more than ``resources.AUTO_TILE_BYTES`` on a CPU (less for a
     photo so large that its own planes are a large share of the run's memory:
-    ``tiled.fit_budget``), or than the free memory on a GPU (``tiled.auto_tile_side``); an int
+    ``resources.fit_budget``), or than the free memory on a GPU (``resources.auto_tile_side``); an int
     is the largest tile side in pixels.
 """
 
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +50,7 @@ import numpy as np
 
 from dip_cli.errors import InputError
 from dip_cli.io import Picture
+from dip_cli.options import RunOptions
 
 __all__ = ["denoise", "inpaint", "jpeg", "sr"]
 
@@ -94,11 +94,9 @@ def denoise(
     >>> out.shape, out.dtype
     ((32, 32, 3), dtype('uint8'))
     """
-    return _restore(
-        "denoise",
-        *_as_picture(image),
-        _Options(preset, iters, stop, seed, device, threads, run, progress, tile),
-    )
+    choice = _Choice(preset, iters, stop)
+    options = _run_options(seed, device, threads, run, progress, tile)
+    return _restore("denoise", *_as_picture(image), choice, options)
 
 
 def inpaint(
@@ -144,8 +142,9 @@ def inpaint(
     """
     picture, layout = _as_picture(image)
     known = _as_known(mask, (picture.height, picture.width))
-    options = _Options(preset, iters, stop, seed, device, threads, run, progress, tile)
-    return _restore("inpaint", picture, layout, options, known=known)
+    choice = _Choice(preset, iters, stop)
+    options = _run_options(seed, device, threads, run, progress, tile)
+    return _restore("inpaint", picture, layout, choice, options, known=known)
 
 
 def sr(
@@ -194,8 +193,9 @@ def sr(
     from dip_cli.tasks import check_kernel
 
     check_kernel(kernel)
-    options = _Options(preset, iters, stop, seed, device, threads, run, progress, tile)
-    return _restore("sr", *_as_picture(image), options, scale=scale, kernel=kernel)
+    choice = _Choice(preset, iters, stop)
+    options = _run_options(seed, device, threads, run, progress, tile)
+    return _restore("sr", *_as_picture(image), choice, options, scale=scale, kernel=kernel)
 
 
 def jpeg(
@@ -238,7 +238,8 @@ def jpeg(
     >>> out.shape, out.dtype
     ((24, 24, 3), dtype('uint8'))
     """
-    options = _Options(preset, iters, stop, seed, device, threads, run, progress, tile)
+    choice = _Choice(preset, iters, stop)
+    options = _run_options(seed, device, threads, run, progress, tile)
     if isinstance(source, str | os.PathLike | bytes | bytearray | memoryview):
         from dip_cli.io import decode_image, load_image
 
@@ -251,24 +252,31 @@ def jpeg(
         layout = _Layout(np.dtype(np.uint8) if picture.bit_depth == 8 else np.dtype(np.uint16), 3)
         if picture.channels == 1 and picture.alpha is None:
             layout = _Layout(layout.dtype, 2)
-        return _restore("jpeg", picture, layout, options, source=encoded)
-    return _restore("jpeg", *_as_picture(source), options)
+        return _restore("jpeg", picture, layout, choice, options, source=encoded)
+    return _restore("jpeg", *_as_picture(source), choice, options)
 
 
 # --- the shared body ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Options:
+class _Choice:
+    """Which settings: a preset and the caller's overrides."""
+
     preset: str | None
     iters: int | None
     stop: str | None
-    seed: int
-    device: str
-    threads: int | None
-    run: str | os.PathLike | None
-    progress: Progress
-    tile: str | int = "auto"
+
+
+def _run_options(seed, device, threads, run, progress: Progress, tile) -> RunOptions:
+    """The run options; from Python a run folder resumes by itself: the same call again
+    continues (or returns at once if the run had finished)."""
+    if progress not in (None, True, False) and not callable(progress):
+        raise InputError(f"progress must be True, False, None or a callable, got {progress!r}")
+    return RunOptions(
+        seed=seed, device=device, threads=threads, tile=tile, run_dir=run, resume=run is not None,
+        observer=_observer(progress),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -283,47 +291,21 @@ def _restore(
     task: str,
     picture: Picture,
     layout: _Layout,
-    options: _Options,
+    choice: _Choice,
+    options: RunOptions,
     *,
     known=None,
     scale=None,
     kernel: str = "lanczos2",
     source=None,
 ) -> np.ndarray:
-    from dip_cli.run_folder import RunFolder
     from dip_cli.tasks import resolve_settings, restore_picture
 
-    _check_options(options)
-    settings = resolve_settings(task, options.preset, iters=options.iters, stop=options.stop, scale=scale)
-    # From Python a run folder resumes by itself: the same call again continues (or returns).
-    with RunFolder(options.run, resume=True) if options.run is not None else nullcontext() as run:
-        restored, _record = restore_picture(
-            task,
-            picture,
-            settings,
-            known=known,
-            scale=scale,
-            kernel=kernel,
-            source=source,
-            seed=int(options.seed),
-            device=options.device,
-            threads=options.threads,
-            run=run,
-            observer=_observer(options.progress),
-            tile=options.tile,
-        )
+    settings = resolve_settings(task, choice.preset, iters=choice.iters, stop=choice.stop, scale=scale)
+    restored, _record = restore_picture(
+        task, picture, settings, options, known=known, scale=scale, kernel=kernel, source=source
+    )
     return _as_array(restored, layout)
-
-
-def _check_options(options: _Options) -> None:
-    if isinstance(options.seed, bool) or not isinstance(options.seed, int | np.integer):
-        raise InputError(f"seed must be an integer, got {options.seed!r}")
-    if options.threads is not None and (
-        isinstance(options.threads, bool) or not isinstance(options.threads, int) or options.threads < 1
-    ):
-        raise InputError(f"threads must be an integer >= 1, got {options.threads!r}")
-    if options.progress not in (None, True, False) and not callable(options.progress):
-        raise InputError(f"progress must be True, False, None or a callable, got {options.progress!r}")
 
 
 def _observer(progress: Progress):
@@ -334,7 +316,7 @@ def _observer(progress: Progress):
 
         return ProgressDisplay(Console(stderr=True))
     if callable(progress):
-        from dip_cli.core import CallbackObserver
+        from dip_cli.progress import CallbackObserver
 
         return CallbackObserver(progress)
     return None

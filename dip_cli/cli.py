@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -166,40 +167,6 @@ QuietOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
-#: glibc's malloc, told to serve every block from its heap (no mmap) and never to hand freed
-#: memory back to the OS: the same blocks are reused every step.
-_REUSE_FREED_MEMORY = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296"
-
-
-def _reuse_freed_memory() -> None:
-    """Make this process, and those it starts, reuse freed memory instead of returning it.
-
-    glibc serves blocks above 32 MB with fresh mmap()s and unmaps them when they are freed, so
-    every step of a large fit page-faults its largest activations in again: a quarter of a 1 MP
-    JPEG fit's CPU time went to the kernel. With mmap off and no trimming, a step reuses the
-    blocks of the one before. Measured on a 1024 x 1024 JPEG fit (2 threads, passive waits):
-    1.00 -> 0.83 s per step, system time over 20 steps 12.7 -> 1.8 s, peak memory 2.10 -> 2.24 GB.
-
-    A process-wide choice, so the CLI (the process's owner) makes it, as it sets
-    ``OMP_WAIT_POLICY``; the Python API leaves its caller's process alone (start Python with
-    ``GLIBC_TUNABLES`` set to ``_REUSE_FREED_MEMORY`` for the same). Children (batch workers, a
-    local Ray) read it from ``GLIBC_TUNABLES`` when they start; a user's own setting wins.
-    Elsewhere than glibc it does nothing.
-    """
-    import ctypes
-
-    os.environ.setdefault("GLIBC_TUNABLES", _REUSE_FREED_MEMORY)
-    if os.environ["GLIBC_TUNABLES"] != _REUSE_FREED_MEMORY:
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library the process runs on
-    except (OSError, AttributeError):  # not glibc
-        return
-    m_trim_threshold, m_mmap_max = -1, -4  # glibc's <malloc.h>
-    mallopt(m_mmap_max, 0)
-    mallopt(m_trim_threshold, 2**31 - 1)
-
-
 @contextmanager
 def _exit_codes(on_interrupt: str) -> Iterator[None]:
     """Turn any failure into one line on stderr and an exit code, never a traceback.
@@ -209,8 +176,9 @@ def _exit_codes(on_interrupt: str) -> Iterator[None]:
     """
     import signal
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see DESIGN §7: spin-waits stall on busy CPUs
-    _reuse_freed_memory()  # large fits stop page-faulting their activations in every step
+    from dip_cli.process import tune_for_fits
+
+    tune_for_fits()  # passive OpenMP waits; freed memory reused, not page-faulted in every step
     previous_warning, warnings.showwarning = warnings.showwarning, _show_warning
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
@@ -249,62 +217,86 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     stderr.print(f"[yellow]note:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
-def _run(task: str, inputs: list[Path], batch: dict, quiet: bool, as_json: bool, **options) -> None:
-    """Shared body of the task commands: restore one image or a batch."""
-    output = options["output"]
+def _run(task: str, inputs: list[Path], *, quiet: bool, as_json: bool, **given) -> None:
+    """The task commands' one body: their options, by name, to one image or a batch."""
+    batch = _BatchChoice(**{name: given.pop(name) for name in _BatchChoice.__dataclass_fields__})
+    output = given["output"]
     is_batch = len(inputs) > 1 or inputs[0].is_dir() or (output is not None and output.is_dir())
     code = 0
     with _exit_codes("Run the same command with --resume to continue."):
+        request = _request(task, inputs[0], **given)
         if is_batch:
-            code = _restore_batch(task, inputs, batch, quiet, as_json, options)
+            code = _restore_batch(inputs, request, batch, quiet, as_json)
         else:
-            _restore_one(task, inputs[0], batch, quiet, as_json, options)
+            _restore_one(request, batch, quiet, as_json)
     if code:
         raise typer.Exit(code)
 
 
-def _restore_one(task: str, input_path: Path, batch: dict, quiet: bool, as_json: bool, options: dict) -> None:
+@dataclass(frozen=True)
+class _BatchChoice:
+    """The options only a batch takes."""
+
+    recursive: bool
+    glob: str | None
+    workers: int | None
+    reference_dir: Path | None
+    ray: str | None
+    cpus_per_image: float
+    gpus_per_image: float | None
+
+
+def _request(task: str, input_path: Path, *, seed, device, threads, save_every, tile, run_dir, resume, overwrite,
+             stop, kernel=None, **choices):  # fmt: skip
+    """The command line as a ``RestoreRequest``; its ``RunOptions`` check the run options once."""
+    from dip_cli.options import RunOptions
+    from dip_cli.restore import RestoreRequest
+
+    options = RunOptions(
+        seed=seed, device=device.value, threads=threads, save_every=save_every, tile=tile, run_dir=run_dir,
+        resume=resume, overwrite=overwrite,
+    )  # fmt: skip
+    kernel = kernel.value if kernel is not None else "lanczos2"
+    stop = stop.value if stop else None
+    return RestoreRequest(task=task, input=input_path, stop=stop, kernel=kernel, options=options, **choices)
+
+
+def _restore_one(request, batch: _BatchChoice, quiet: bool, as_json: bool) -> None:
     from dip_cli.errors import InputError
     from dip_cli.report import ProgressDisplay, results_json, summary_lines
-    from dip_cli.restore import RestoreRequest, restore
+    from dip_cli.restore import restore
 
-    if batch["reference_dir"] is not None:
+    if batch.reference_dir is not None:
         raise InputError("--reference-dir is for batches (folders or several images); use --reference")
-    if batch["ray"] is not None:
+    if batch.ray is not None:
         raise InputError("--ray is for batches (folders or several images); one image runs here")
-    request = RestoreRequest(task=task, input=input_path, **options)
-    result = restore(request, ProgressDisplay(stderr, enabled=not quiet))
+    result = restore(request.with_options(observer=ProgressDisplay(stderr, enabled=not quiet)))
     if as_json:
         print(results_json([result]))
     if not quiet:
         stderr.print(summary_lines([result]), highlight=False, soft_wrap=True)
 
 
-def _restore_batch(
-    task: str, inputs: list[Path], batch: dict, quiet: bool, as_json: bool, options: dict
-) -> int:
+def _restore_batch(inputs: list[Path], request, batch: _BatchChoice, quiet: bool, as_json: bool) -> int:
     """Many images: exit 0 if all restored or already done, 3 if some failed, 130 if interrupted."""
+    from dataclasses import replace
+
     from dip_cli.batch import plan_batch, run_batch, write_summary
     from dip_cli.errors import InputError
-    from dip_cli.report import BatchDisplay, batch_table
+    from dip_cli.report import BatchDisplay
     from dip_cli.report_html import write_report_html
-    from dip_cli.restore import RestoreRequest
 
-    if options["run_dir"] is not None:
+    if request.options.run_dir is not None:
         raise InputError("--run-dir is for one image; in a batch each run folder sits beside its output")
-    if options["reference"] is not None:
+    if request.reference is not None:
         raise InputError("--reference is for one image; for a batch give --reference-dir FOLDER")
-    plan = plan_batch(
-        inputs, output_dir=options["output"], recursive=batch["recursive"], pattern=batch["glob"]
-    )
-    template = RestoreRequest(
-        task=task, input=Path(), **{**options, "output": None, "reference": None, "resume": False}
-    )
+    plan = plan_batch(inputs, output_dir=request.output, recursive=batch.recursive, pattern=batch.glob)
+    template = replace(request, input=Path(), output=None).with_options(resume=False)
     report = run_batch(
         plan,
         template,
-        reference_dir=batch["reference_dir"],
-        workers=batch["workers"],
+        reference_dir=batch.reference_dir,
+        workers=batch.workers,
         observer=BatchDisplay(stderr, enabled=not quiet),
         ray=_ray_options(batch),
     )
@@ -313,18 +305,7 @@ def _restore_batch(
     if as_json:
         print(json_path.read_text())
     if not quiet:  # --quiet: errors and warnings only; summary.csv/json hold the rest
-        stderr.print(batch_table(report))
-        if report.ignored:
-            stderr.print(
-                f"ignored {len(report.ignored)} file(s) that are not images: "
-                + ", ".join(str(p) for p in report.ignored[:5])
-                + (" ..." if len(report.ignored) > 5 else ""),
-                highlight=False,
-                soft_wrap=True,
-            )
-        stderr.print(
-            f"summary: {csv_path}, {json_path.name}; to look at: {html_path}", highlight=False, soft_wrap=True
-        )
+        _print_batch_end(report, csv_path, json_path, html_path)
     if report.interrupted:
         stderr.print("[yellow]interrupted[/]: rerun the same command to continue where it stopped.")
     elif report.count("failed"):
@@ -334,61 +315,33 @@ def _restore_batch(
     return report.exit_code
 
 
-def _ray_options(batch: dict):
+def _print_batch_end(report, csv_path: Path, json_path: Path, html_path: Path) -> None:
+    from dip_cli.report import batch_table
+
+    stderr.print(batch_table(report))
+    if report.ignored:
+        stderr.print(
+            f"ignored {len(report.ignored)} file(s) that are not images: "
+            + ", ".join(str(p) for p in report.ignored[:5])
+            + (" ..." if len(report.ignored) > 5 else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    stderr.print(
+        f"summary: {csv_path}, {json_path.name}; to look at: {html_path}", highlight=False, soft_wrap=True
+    )
+
+
+def _ray_options(batch: _BatchChoice):
     from dip_cli.errors import InputError
 
-    if batch["ray"] is None:
-        if batch["gpus_per_image"] is not None or batch["cpus_per_image"] != 1.0:
+    if batch.ray is None:
+        if batch.gpus_per_image is not None or batch.cpus_per_image != 1.0:
             raise InputError("--cpus-per-image and --gpus-per-image are for batches on Ray (--ray ADDRESS)")
         return None
-    from dip_cli.batch_ray import RayOptions
+    from dip_cli.batch.ray_tasks import RayOptions
 
-    return RayOptions(batch["ray"], batch["cpus_per_image"], batch["gpus_per_image"])
-
-
-def _batch(
-    recursive: bool,
-    glob: str | None,
-    workers: int | None,
-    reference_dir: Path | None,
-    ray: str | None,
-    cpus_per_image: float,
-    gpus_per_image: float | None,
-) -> dict:
-    options = {"recursive": recursive, "glob": glob, "workers": workers, "reference_dir": reference_dir}
-    return {**options, "ray": ray, "cpus_per_image": cpus_per_image, "gpus_per_image": gpus_per_image}
-
-
-def _common(
-    output,
-    run_dir,
-    preset,
-    iters,
-    stop,
-    seed,
-    device,
-    threads,
-    save_every,
-    reference,
-    resume,
-    overwrite,
-    tile,
-) -> dict:
-    return {
-        "output": output,
-        "run_dir": run_dir,
-        "preset": preset,
-        "iters": iters,
-        "stop": stop.value if stop else None,
-        "seed": seed,
-        "device": device.value,
-        "threads": threads,
-        "save_every": save_every,
-        "reference": reference,
-        "resume": resume,
-        "overwrite": overwrite,
-        "tile": tile,
-    }
+    return RayOptions(batch.ray, batch.cpus_per_image, batch.gpus_per_image)
 
 
 @app.command()
@@ -427,28 +380,7 @@ def denoise(
 
         dip denoise photo.jpg --reference clean.png --json
     """
-    _run(
-        "denoise",
-        inputs,
-        _batch(recursive, glob, workers, reference_dir, ray, cpus_per_image, gpus_per_image),
-        quiet,
-        as_json,
-        **_common(
-            output,
-            run_dir,
-            preset,
-            iters,
-            stop,
-            seed,
-            device,
-            threads,
-            save_every,
-            reference,
-            resume,
-            overwrite,
-            tile,
-        ),
-    )
+    _run("denoise", **locals())  # every option, by name
 
 
 @app.command()
@@ -487,28 +419,7 @@ def jpeg(
 
         dip jpeg scans/ -r -o clean/          # a folder tree; rerun to resume, exit 3 if some failed
     """
-    _run(
-        "jpeg",
-        inputs,
-        _batch(recursive, glob, workers, reference_dir, ray, cpus_per_image, gpus_per_image),
-        quiet,
-        as_json,
-        **_common(
-            output,
-            run_dir,
-            preset,
-            iters,
-            stop,
-            seed,
-            device,
-            threads,
-            save_every,
-            reference,
-            resume,
-            overwrite,
-            tile,
-        ),
-    )
+    _run("jpeg", **locals())  # every option, by name
 
 
 @app.command()
@@ -557,30 +468,7 @@ def inpaint(
             highlight=False,
         )
         raise typer.Exit(2)
-    _run(
-        "inpaint",
-        inputs,
-        _batch(recursive, glob, workers, reference_dir, ray, cpus_per_image, gpus_per_image),
-        quiet,
-        as_json,
-        mask=mask,
-        invert_mask=invert_mask,
-        **_common(
-            output,
-            run_dir,
-            preset,
-            iters,
-            stop,
-            seed,
-            device,
-            threads,
-            save_every,
-            reference,
-            resume,
-            overwrite,
-            tile,
-        ),
-    )
+    _run("inpaint", **locals())  # every option, by name
 
 
 @app.command()
@@ -629,30 +517,7 @@ def sr(
 
         dip sr small.png --preset sr4-avg3    # best quality, six times the time
     """
-    _run(
-        "sr",
-        inputs,
-        _batch(recursive, glob, workers, reference_dir, ray, cpus_per_image, gpus_per_image),
-        quiet,
-        as_json,
-        scale=scale,
-        kernel=kernel.value,
-        **_common(
-            output,
-            run_dir,
-            preset,
-            iters,
-            stop,
-            seed,
-            device,
-            threads,
-            save_every,
-            reference,
-            resume,
-            overwrite,
-            tile,
-        ),
-    )
+    _run("sr", **locals())  # every option, by name
 
 
 @app.command()

@@ -25,11 +25,10 @@ import torch
 from torch import nn
 
 from dip_cli.errors import FitError, Interrupted, Terminated
+from dip_cli.metrics import METRIC_COLUMNS
 from dip_cli.operators import Operator
 from dip_cli.settings import Settings
 from dip_cli.stopping import WindowedVariance
-
-METRIC_COLUMNS = ("iteration", "loss", "psnr_input", "wmv", "psnr_reference")
 
 
 @dataclass(frozen=True)
@@ -259,7 +258,7 @@ def request_stop(signum: int) -> None:
     """Ask this process's fit to checkpoint and stop at its next step, as a Ctrl-C would (a
     second request does not abort, unlike a second Ctrl-C). Asked while no fit runs, the next
     fit stops after its first step. For worker processes: a parent's signal that lands between
-    two jobs or while a job builds its network (``workers``), a Ray batch's stop (``batch_ray``)."""
+    two jobs or while a job builds its network (``workers``), a Ray batch's stop (``batch.ray_tasks``)."""
     global _stop_before_next_fit
     if _running is not None:
         _running.signum = _running.signum or signum

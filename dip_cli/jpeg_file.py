@@ -41,6 +41,11 @@ class JpegCoefficients:
         v, h = self.factors[1]
         return names.get((v, h), f"h{h}v{v}")
 
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(height, width) as shown: the EXIF orientations 5-8 turn the stored image a quarter."""
+        return (self.width, self.height) if self.orientation >= 5 else (self.height, self.width)
+
     def describe(self) -> dict:
         """For run.json: what the model used from the file."""
         return {

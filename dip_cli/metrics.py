@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 
+#: The per-iteration figures a fit records (``fit.fit``'s history, a run folder's metrics.csv).
+METRIC_COLUMNS = ("iteration", "loss", "psnr_input", "wmv", "psnr_reference")
+
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB (data range 1); capped at 100 dB for identical images."""

@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from dip_cli.settings import INPUT_KINDS, UPSAMPLE_MODES
+from dip_cli.errors import InputError
+from dip_cli.settings import INPUT_KINDS, UPSAMPLE_MODES, Settings
 
 
 def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -340,6 +341,20 @@ def build_for_image(
         ), padded
     net = build_network(kind, in_channels, out_channels, **options)
     return net, padded_size(height, width, size_multiple(net))
+
+
+def build_for(settings: Settings, channels: int, height: int = 64, width: int = 64):
+    """The preset's network for an output of this size, and the padded size of its input.
+
+    A preset may name any registered network with that builder's options; a wrong name or
+    option is the preset's error (exit 2), not a crash.
+    """
+    try:
+        return build_for_image(
+            settings.network.kind, settings.input.depth, channels, height, width, **settings.network.options
+        )
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise InputError(f"preset {settings.source or settings.name}: [network] {exc}") from None
 
 
 def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:

@@ -9,13 +9,25 @@ inputs for tests, samples, benchmarks and experiments.
 from __future__ import annotations
 
 import io as _io
+from collections.abc import Callable
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from dip_cli.settings import SR_KERNELS, SR_SCALES
+
+
+def to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """(H, W, C) array -> (1, C, H, W) float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32))[None]
+
+
+def to_pixels(image: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) tensor -> (H, W, C) float32 array on the host."""
+    return np.ascontiguousarray(image[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
 
 
 class Operator(nn.Module):
@@ -54,6 +66,15 @@ class Operator(nn.Module):
         """The sub-problem of one output box (a tile): its observation (H, W, C) and operator."""
         return y[top : top + height, left : left + width], Operator()
 
+    def stored_size(self, height: int, width: int) -> tuple[int, int]:
+        """An output size (``output_size``'s) in the frame tiles are cut in (``stored_frame``)."""
+        return height, width
+
+    def stored_frame(self) -> Frame:
+        """The frame a problem is cut into tiles in: for most operators the image's own; a JPEG
+        file with an EXIF rotation is tiled as stored, on its block grid (``JpegModel``)."""
+        return Frame(self, _unchanged, _unchanged)
+
     def describe(self) -> dict:
         """What run.json records about the operator."""
         kind = "identity" if type(self) is Operator else type(self).__name__.lower()
@@ -61,6 +82,18 @@ class Operator(nn.Module):
 
 
 Identity = Operator
+
+
+def _unchanged(pixels: np.ndarray) -> np.ndarray:
+    return pixels
+
+
+class Frame(NamedTuple):
+    """An operator in the frame tiles are cut in, and the (H, W, C) arrays' way there and back."""
+
+    operator: Operator
+    to_stored: Callable[[np.ndarray], np.ndarray]  # an observation or reference, into the frame
+    to_display: Callable[[np.ndarray], np.ndarray]  # a result, back as shown
 
 
 class Mask(Operator):
@@ -215,7 +248,7 @@ class JpegModel(Operator):
         self.register_buffer("rgb_to_ycbcr", torch.tensor(_RGB_TO_YCBCR))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _to_stored(x, self.orientation) * 255.0
+        x = to_stored(x, self.orientation) * 255.0
         planes = torch.einsum("ck,bkhw->bchw", self.rgb_to_ycbcr, x) if x.shape[1] == 3 else x
         coefficients = []
         for c, ((v, h), (rows, cols)) in enumerate(zip(self.factors, self.block_shapes, strict=True)):
@@ -328,7 +361,7 @@ class JpegModel(Operator):
         stacked = torch.stack(planes, dim=1)
         if len(planes) == 3:
             stacked = torch.einsum("ck,bkhw->bchw", torch.linalg.inv(self.rgb_to_ycbcr), stacked)
-        return _to_display(stacked, self.orientation)
+        return to_display(stacked, self.orientation)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return height, width
@@ -353,14 +386,39 @@ class JpegModel(Operator):
             right = k.shape[1] if left + width >= self.jpeg.width else (left + width) // (8 * h)
             blocks.append(k[top // (8 * v) : bottom, left // (8 * h) : right])
         jpeg = replace(self.jpeg, height=height, width=width, coefficients=tuple(blocks))
-        tile = JpegModel(
+        return y[top : top + height, left : left + width], self._with(jpeg)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(height, width) of the image as shown (the file's EXIF orientation applied)."""
+        return self.jpeg.display_size
+
+    def stored_size(self, height: int, width: int) -> tuple[int, int]:
+        return (width, height) if self.orientation >= 5 else (height, width)
+
+    def stored_frame(self) -> Frame:
+        """The model of the file as stored (orientation 1), which tiles are cut from on its block
+        grid; the arrays are turned there by undoing the EXIF orientation and back by applying it."""
+        if self.orientation == 1:
+            return super().stored_frame()
+        orientation = self.orientation
+
+        def turn(pixels: np.ndarray, to) -> np.ndarray:
+            tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
+            return np.ascontiguousarray(to(tensor, orientation)[0].permute(1, 2, 0).numpy())
+
+        stored = self._with(replace(self.jpeg, orientation=1))
+        return Frame(stored, lambda p: turn(p, to_stored), lambda p: turn(p, to_display))
+
+    def _with(self, jpeg) -> JpegModel:
+        """The same model (projection, weighting, dequantization and its offsets) of other blocks."""
+        return JpegModel(
             jpeg,
             project=self.project,
             weighting=self.weighting,
             dequantize=self.dequantize,
             offsets=self.offset_tables,
         )
-        return y[top : top + height, left : left + width], tile
 
     def describe(self) -> dict:
         loss = f"coefficient MSE ({self.weighting} weights"
@@ -422,7 +480,7 @@ def _pad_replicate(plane: torch.Tensor, height: int, width: int) -> torch.Tensor
     return plane
 
 
-def _to_stored(x: torch.Tensor, orientation: int) -> torch.Tensor:
+def to_stored(x: torch.Tensor, orientation: int) -> torch.Tensor:
     """Undo EXIF ``orientation``: the displayed image back to the file's stored orientation.
 
     Flips first, then the transpose for the rotated orientations 5-8 (checked against
@@ -437,8 +495,8 @@ def _to_stored(x: torch.Tensor, orientation: int) -> torch.Tensor:
     return x.transpose(-2, -1) if orientation >= 5 else x
 
 
-def _to_display(x: torch.Tensor, orientation: int) -> torch.Tensor:
-    """The inverse of ``_to_stored``: apply EXIF ``orientation`` as a viewer does."""
+def to_display(x: torch.Tensor, orientation: int) -> torch.Tensor:
+    """The inverse of ``to_stored``: apply EXIF ``orientation`` as a viewer does."""
     if orientation >= 5:
         x = x.transpose(-2, -1)
     if orientation in (3, 4, 7, 8):

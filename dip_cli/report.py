@@ -82,7 +82,7 @@ class LogLines:
         note = f"resumed at {done} of {total}" if done else f"starting, {total} {unit}"
         self._print(f"{name}: {note}")
 
-    def skip(self, steps: int) -> None:
+    def resumed(self, steps: int) -> None:
         """``steps`` done in an earlier session (a tile resumed from its checkpoint): not this
         session's work, so not in its rate."""
         self.samples = deque((t, done + steps) for t, done in self.samples)
@@ -133,11 +133,11 @@ class ProgressDisplay:
         note = f"resumed at {done}" if done else "starting"
         self._task = self._progress.add_task(name, total=total, completed=done, stats=note)
 
-    def skip(self, steps: int) -> None:
+    def resumed(self, steps: int) -> None:
         """Steps done before this session, found after the start (a tiled run's parts resumed
         from their checkpoints). The bar's own rate forgets them within its 30 s window."""
         if self._log is not None:
-            self._log.skip(steps)
+            self._log.resumed(steps)
 
     def update(self, status) -> None:
         if self._log is not None:
@@ -218,9 +218,9 @@ class BatchDisplay:
         note = f"resumed at {done}" if done else "starting"
         self._images[key] = self._progress.add_task(f"  {name}", total=total, completed=done, stats=note)
 
-    def image_skip(self, key: int, steps: int) -> None:
+    def image_resumed(self, key: int, steps: int) -> None:
         if key in self._image_logs:
-            self._image_logs[key].skip(steps)
+            self._image_logs[key].resumed(steps)
 
     def image_update(self, key: int, status) -> None:
         if key in self._image_logs:

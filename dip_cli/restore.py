@@ -1,20 +1,22 @@
 """Restore one image file: the file layer over ``tasks.restore_picture`` (and so the core).
 
-It reads the input (and mask, and reference), checks every output path before any work,
-holds the run folder (``<stem>.dip/`` beside the output unless ``run_dir`` is given) for
-checkpoints and resume, and writes the result atomically. Nothing here knows of Typer.
+It reads the input (and mask, and reference), checks every output path before any work, names
+the run folder (``<stem>.dip/`` beside the output unless ``options.run_dir`` is given; the core
+opens it for checkpoints and resume), and writes the result atomically. Nothing here knows of
+Typer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from dip_cli.core import Observer, Record
 from dip_cli.errors import InputError
 from dip_cli.io import Picture, check_output_path, load_image, load_mask, mask_from_alpha, save_image
+from dip_cli.options import RunOptions
+from dip_cli.provenance import Record
 from dip_cli.run_folder import RunFolder
 from dip_cli.settings import Settings
 from dip_cli.tasks import check_kernel, check_settings, resolve_settings, restore_picture
@@ -22,31 +24,30 @@ from dip_cli.tasks import check_kernel, check_settings, resolve_settings, restor
 MASK_FROM_ALPHA = "alpha"
 
 
-@dataclass
+@dataclass(frozen=True)
 class RestoreRequest:
+    """One image file to restore: what to fit (the task, its preset and overrides, the mask, the
+    scale) and how to run it (``options``: seed, device, the run folder, resume...)."""
+
     task: str
     input: Path
-    output: Path | None = None
-    run_dir: Path | None = None
+    output: Path | None = None  # default: STEM.restored.png beside the input
     preset: str | None = None
     iters: int | None = None
     stop: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    save_every: int = 500
     mask: str | None = None  # a path, or "alpha"
     invert_mask: bool = False
     scale: int | None = None  # super-resolution factor
     kernel: str = "lanczos2"  # the kernel the super-resolution input was made with
     reference: Path | None = None
-    resume: bool = False
-    overwrite: bool = False
-    tile: str = "auto"  # "auto" | "off" | a tile side in pixels
+    options: RunOptions = field(default_factory=RunOptions)  # run_dir None: STEM.dip beside the output
 
     @property
     def mask_path(self) -> Path | None:
         return None if self.mask in (None, MASK_FROM_ALPHA) else Path(self.mask)
+
+    def with_options(self, **changes) -> RestoreRequest:
+        return replace(self, options=self.options.replace(**changes))
 
 
 @dataclass
@@ -67,40 +68,28 @@ def default_output(input_path: Path) -> Path:
     return input_path.with_name(f"{input_path.stem}.restored.png")
 
 
-def parse_tile(value: str | int) -> str | int:
-    """--tile: 'auto', 'off' or a side in pixels."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("auto", "off"):
-        return text
-    if text.isdigit():
-        return int(text)
-    raise InputError(f"--tile must be auto, off or a tile side in pixels (e.g. 512), got {value!r}")
-
-
 def check_request(request: RestoreRequest) -> Settings:
     """What would fail for every image of a batch fails here, once: preset, options, device."""
-    from dip_cli import device as devices
+    from dip_cli import resources
 
-    if request.save_every < 1:
-        raise InputError(f"--save-every must be >= 1, got {request.save_every}")
-    parse_tile(request.tile)
     check_kernel(request.kernel)
     settings = resolve_settings(
         request.task, request.preset, iters=request.iters, stop=request.stop, scale=request.scale
     )
     check_settings(settings)
-    devices.resolve_device(request.device)
+    resources.resolve_device(request.options.device)
     return settings
 
 
-def restore(request: RestoreRequest, observer: Observer | None = None) -> RestoreResult:
-    """Run DIP on one image as ``request`` says; return where the result went and how it went."""
+def restore(request: RestoreRequest) -> RestoreResult:
+    """Run DIP on one image as ``request`` says; return where the result went and how it went.
+    Progress goes to ``request.options.observer``."""
     settings = check_request(request)
     output = request.output or default_output(request.input)
-    run_dir = request.run_dir or output.parent / f"{request.input.stem}.dip"
-    _check_paths(request, output, run_dir)
+    options = request.options
+    if options.run_dir is None:
+        options = options.replace(run_dir=output.parent / f"{request.input.stem}.dip")
+    _check_paths(request, output, options)
 
     picture = load_image(request.input)
     known = _load_known(request, picture)
@@ -120,31 +109,15 @@ def restore(request: RestoreRequest, observer: Observer | None = None) -> Restor
         "output": str(output),
         "bit_depth": picture.bit_depth,
     }
-    with RunFolder(run_dir, resume=request.resume, overwrite=request.overwrite) as run:
-        restored, record = restore_picture(
-            request.task,
-            picture,
-            settings,
-            known=known,
-            scale=request.scale,
-            kernel=request.kernel,
-            source=request.input,
-            reference=reference,
-            seed=request.seed,
-            device=request.device,
-            threads=request.threads,
-            run=run,
-            save_every=request.save_every,
-            observer=observer,
-            name=request.input.name,
-            info=info,
-            tile=parse_tile(request.tile),
-        )
-        save_image(output, restored)
-    return RestoreResult(request.input, output, run_dir, settings.name, record)
+    restored, record = restore_picture(
+        request.task, picture, settings, options.replace(name=request.input.name), known=known,
+        scale=request.scale, kernel=request.kernel, source=request.input, reference=reference, info=info,
+    )  # fmt: skip
+    save_image(output, restored)
+    return RestoreResult(request.input, output, options.run_dir, settings.name, record)
 
 
-def _check_paths(request: RestoreRequest, output: Path, run_dir: Path) -> None:
+def _check_paths(request: RestoreRequest, output: Path, options: RunOptions) -> None:
     """Before any work: the output is never an input (also through a link), a folder, or
     silently replaced, and it and the run folder can be written."""
     for path in filter(None, (request.input, request.reference, request.mask_path)):
@@ -154,9 +127,9 @@ def _check_paths(request: RestoreRequest, output: Path, run_dir: Path) -> None:
     if output.is_dir():
         raise InputError(f"the output {output} is a folder; give a file name such as {output / 'out.png'}")
     check_output_path(output, "the output", image=True)
-    if output.exists() and not request.overwrite:
+    if output.exists() and not options.overwrite:
         raise InputError(f"{output} already exists; pass --overwrite to replace it or -o to write elsewhere")
-    RunFolder(run_dir).check()
+    RunFolder(options.run_dir).check()
 
 
 def _load_known(request: RestoreRequest, picture: Picture) -> np.ndarray | None:

@@ -22,14 +22,15 @@ import csv
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from dip_cli.errors import InputError
 from dip_cli.io import Picture, check_output_path, save_image, write_text_atomic
-
-METRIC_COLUMNS = ("iteration", "loss", "psnr_input", "wmv", "psnr_reference")
+from dip_cli.metrics import METRIC_COLUMNS
+from dip_cli.progress import Observer
 
 
 class RunFolder:
@@ -267,3 +268,62 @@ def load_checkpoint(path: Path, device) -> dict:
             f"checkpoint {path} was written by an incompatible version; start over with --overwrite"
         )
     return payload
+
+
+class FitRecorder:
+    """A fit's hooks (``fit.Hooks``) onto its run folder, if any, and its progress observer: each
+    log point's metrics rows go to metrics.csv and its status to the observer, each checkpoint is
+    saved with the wall clock, each snapshot is saved (and handed to ``on_snapshot``); ``status``
+    writes run.json's ``info`` with the run's status."""
+
+    def __init__(
+        self,
+        run: RunFolder | None,
+        observer: Observer,
+        elapsed: Callable[[], float],  # the run's wall time so far, over its sessions
+        info: dict,
+        *,
+        snapshots: bool = True,
+        on_snapshot: Callable[[int, np.ndarray], None] | None = None,
+    ) -> None:
+        self.run, self.observer, self.elapsed, self.info = run, observer, elapsed, info
+        self.snapshots = snapshots and run is not None  # a tile's would be hundreds: none
+        self.on_snapshot = on_snapshot
+
+    def hooks(self, checkpoint: dict):
+        """``checkpoint``: what each checkpoint holds besides the fit's state (what a resume must
+        match, and the code z)."""
+        from dip_cli.fit import Hooks
+
+        def log(rows: list[dict], status) -> None:
+            if self.run is not None:
+                self.run.append_metrics(rows)
+            self.observer.update(status)
+
+        def save(fit_state: dict) -> None:
+            self.run.save_checkpoint({**checkpoint, "fit": fit_state, "seconds": self.elapsed()})
+
+        return Hooks(
+            on_log=log, on_checkpoint=save if self.run is not None else None, on_snapshot=self.snapshot
+        )
+
+    def cadence(self, every: int):
+        from dip_cli.fit import Cadence
+
+        snapshots = self.snapshots or self.on_snapshot is not None
+        return Cadence(
+            checkpoint_every=every if self.run is not None else 0, snapshot_every=every if snapshots else 0
+        )
+
+    def snapshot(self, iteration: int, image) -> None:
+        from dip_cli.operators import to_pixels
+
+        pixels = to_pixels(image)
+        if self.snapshots:
+            self.run.save_snapshot(iteration, pixels)
+        if self.on_snapshot is not None:
+            self.on_snapshot(iteration, pixels)
+
+    def status(self, status: str, **figures) -> None:
+        if self.run is not None:
+            self.run.write_info({**self.info, "status": status, **figures})

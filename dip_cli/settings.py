@@ -34,7 +34,7 @@ SR_KERNELS = ("lanczos2", "bicubic", "lanczos3", "area")
 # The networks module (which imports torch) reuses these, so validation stays torch-free.
 UPSAMPLE_MODES = ("nearest", "bilinear")
 INPUT_KINDS = ("noise", "meshgrid")
-#: ``--tile auto``'s largest tile side, unless a preset asks for less (``tiled.AUTO_TILE``
+#: ``--tile auto``'s largest tile side, unless a preset asks for less (``resources.AUTO_TILE_BYTES``
 #: says why 576). Tiles smaller than ``MIN_TILE`` px are refused.
 AUTO_TILE = 576
 MIN_TILE = 32
@@ -79,7 +79,7 @@ class StopSettings:
 @dataclass(frozen=True)
 class TileSettings:
     # The largest tile ``--tile auto`` cuts (a CPU's memory bound may make it smaller), and the
-    # largest image it fits whole (never above tiled.AUTO_WHOLE). A preset whose budget is too
+    # largest image it fits whole (never above resources.AUTO_WHOLE). A preset whose budget is too
     # short for a larger problem asks for less: the denoisers' 3000 iterations fit a 224 px
     # tile of a photo but leave a 384 px one still learning its texture (see models/denoise.toml).
     max_side: int = AUTO_TILE

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dip_cli.core import Observer, Record, restore_array
+from dip_cli.core import restore_array
 from dip_cli.errors import DipWarning, InputError
 from dip_cli.io import Picture
+from dip_cli.options import RunOptions
 from dip_cli.presets import load_preset
-from dip_cli.run_folder import RunFolder
+from dip_cli.provenance import Record
 from dip_cli.settings import SR_KERNELS, SR_SCALES, STOP_RULES, Settings
 
 
@@ -45,7 +46,7 @@ def _jpeg_file(picture: Picture, known, scale, source: Path | bytes | None, kern
     from dip_cli.operators import Identity, JpegModel
 
     jpeg = read_jpeg(source) if source is not None else None
-    if jpeg is not None and _display_size(jpeg) == (picture.height, picture.width):
+    if jpeg is not None and jpeg.display_size == (picture.height, picture.width):
         return JpegModel(jpeg)
     warnings.warn(
         "the input is not a JPEG file dip can model (a PNG of a decoded JPEG, an array, CMYK): "
@@ -54,11 +55,6 @@ def _jpeg_file(picture: Picture, known, scale, source: Path | bytes | None, kern
         stacklevel=2,
     )
     return Identity()
-
-
-def _display_size(jpeg) -> tuple[int, int]:
-    rotated = jpeg.orientation >= 5
-    return (jpeg.width, jpeg.height) if rotated else (jpeg.height, jpeg.width)
 
 
 def _mask(picture: Picture, known: np.ndarray | None, scale, source, kernel):
@@ -84,7 +80,8 @@ def _as_observed(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 #: Each scale's default preset (x2 fits four times the low-res pixels of x4: a longer budget).
 SR_PRESETS = {2: "sr2", 4: "sr4", 8: "sr8"}
 
-TASKS: dict[str, Task] = {
+#: Each task's row; its keys are ``settings.TASKS``, the names a preset's ``task`` may take.
+TASK_TABLE: dict[str, Task] = {
     "denoise": Task("denoise", lambda scale: "denoise", _identity, _as_observed),
     "jpeg": Task("jpeg", lambda scale: "jpeg", _jpeg_file, _as_observed),
     "inpaint": Task("inpaint", lambda scale: "inpaint", _mask, _as_observed),
@@ -110,7 +107,7 @@ def resolve_settings(
         raise InputError(f"iters must be an integer >= 1, got {iters!r}")
     if stop is not None and stop not in STOP_RULES:
         raise InputError(f"stop must be one of {', '.join(STOP_RULES)}, got {stop!r}")
-    settings = load_preset(preset or TASKS[task].default_preset(scale))
+    settings = load_preset(preset or TASK_TABLE[task].default_preset(scale))
     return settings.with_overrides(iters=iters, stop=stop)
 
 
@@ -122,30 +119,23 @@ def check_kernel(kernel: str) -> None:
 
 def check_settings(settings: Settings, channels: int = 3) -> None:
     """Build the preset's network once, so a bad network option fails before any image does."""
-    from dip_cli.core import build_network_for
+    from dip_cli.networks import build_for
 
-    build_network_for(settings, channels)
+    build_for(settings, channels)
 
 
 def restore_picture(
     task: str,
     picture: Picture,
     settings: Settings,
+    options: RunOptions = RunOptions(),
     *,
     known: np.ndarray | None = None,
     scale: int | None = None,
     kernel: str = "lanczos2",
     source: Path | bytes | None = None,
     reference: np.ndarray | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    threads: int | None = None,
-    run: RunFolder | None = None,
-    save_every: int = 500,
-    observer: Observer | None = None,
-    name: str = "image",
     info: dict | None = None,
-    tile: str | int = "auto",
 ) -> tuple[Picture, Record]:
     """Restore a decoded picture; its alpha channel is put back (resized for sr).
 
@@ -154,24 +144,17 @@ def restore_picture(
     the low-res input of ``sr`` was made with (``SR_KERNELS``; the entry points check it with
     ``check_kernel`` before any run folder is made).
     """
-    spec = TASKS[task]
+    spec = TASK_TABLE[task]
     operator = spec.operator(picture, known, scale, source, kernel)
     size = operator.output_size(picture.height, picture.width)
     pixels, record = restore_array(
         picture.pixels,
         operator,
         settings,
-        seed=seed,
-        device=device,
-        threads=threads,
+        options,
         reference=reference,
         baseline=None if reference is None else spec.baseline(picture.pixels, size),
-        run=run,
-        save_every=save_every,
-        observer=observer,
-        name=name,
         info={"task": task, **(info or {})},
-        tile=tile,
     )
     alpha = picture.alpha
     if alpha is not None and alpha.shape != size:

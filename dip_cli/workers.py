@@ -1,7 +1,7 @@
 """Worker processes: independent fits side by side, stopped cleanly by Ctrl-C, SIGTERM or kill -9.
 
 Used for the images of a local batch (``batch``) and for the tiles and fits of one large photo
-(``tiled.restore_in_tiles``). Processes, not threads: each has its own torch thread pool, random
+(``parts.restore_in_tiles``). Processes, not threads: each has its own torch thread pool, random
 generators and signal handling, and a fit needs no change to run in one.
 
 - ``run_jobs`` submits calls to a pool of spawned processes (fork after torch has started its

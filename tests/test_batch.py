@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dip_cli.batch import EXIT_SOME_FAILED, default_workers, plan_batch
-from dip_cli.device import cpu_cores
+from dip_cli.batch import EXIT_SOME_FAILED, plan_batch
 from dip_cli.errors import InputError
 from dip_cli.io import load_image
 from dip_cli.operators import simulate_jpeg
+from dip_cli.resources import cpu_cores, default_workers
 from tests.conftest import dip_process, expect_error, real_crop, write
 
 TINY = ("--iters", "12", "--stop", "fixed", "-q", "--workers", "1")
@@ -371,14 +371,17 @@ def test_default_workers_one_per_core_on_cpu_never_more_than_images():
 
 
 def test_a_resumed_tiled_images_skipped_steps_reach_the_batch_display_under_its_key():
-    from dip_cli.batch import BatchObserver, _dispatch, _Forward
+    from dip_cli.batch import BatchObserver
+    from dip_cli.batch.outcome import report_to
+    from dip_cli.progress import Event, Forward
 
     sent, calls = [], []
-    _Forward(sent.append, 3).skip(40)
+    Forward(sent.append, 3).resumed(40)
+    assert sent == [(Event.RESUMED, 3, 40)]
 
     class Recorder(BatchObserver):
-        def image_skip(self, key: int, steps: int) -> None:
+        def image_resumed(self, key: int, steps: int) -> None:
             calls.append((key, steps))
 
-    _dispatch(Recorder(), sent[0])
+    report_to(Recorder(), sent[0])
     assert calls == [(3, 40)]

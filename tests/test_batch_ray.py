@@ -10,16 +10,18 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dip_cli.batch import plan_batch, run_batch
-from dip_cli.batch_ray import RayOptions, _probe_nodes
+from dip_cli.batch import BatchObserver, Item, plan_batch, run_batch
+from dip_cli.batch.plan import request_for
+from dip_cli.batch.ray_tasks import RayExecutor, RayOptions
 from dip_cli.errors import InputError
 from dip_cli.io import load_image
+from dip_cli.options import RunOptions
 from dip_cli.restore import RestoreRequest
 from tests.conftest import dip_process, expect_error, real_crop, write
 
@@ -43,11 +45,14 @@ def folder(tmp_path) -> Path:
     return root
 
 
+RUN_OPTIONS = {f.name for f in fields(RunOptions)}
+
+
 def template(tiny_preset: Path, **changes) -> RestoreRequest:
-    request = RestoreRequest(
-        task="denoise", input=Path(), preset=str(tiny_preset), iters=40, stop="fixed", threads=1
-    )
-    return replace(request, **changes)
+    """The batch's request template, with ``changes`` to it or to its run options."""
+    options = RunOptions(threads=1, **{k: v for k, v in changes.items() if k in RUN_OPTIONS})
+    request = RestoreRequest(task="denoise", input=Path(), preset=str(tiny_preset), iters=40, stop="fixed")
+    return replace(request, options=options, **{k: v for k, v in changes.items() if k not in RUN_OPTIONS})
 
 
 def metrics_iterations(run_dir: Path) -> list[int]:
@@ -108,9 +113,12 @@ def test_a_local_batch_does_not_import_ray(tiny_preset, folder, tmp_path):
 import sys
 from pathlib import Path
 from dip_cli.batch import plan_batch, run_batch
+from dip_cli.options import RunOptions
 from dip_cli.restore import RestoreRequest
 plan = plan_batch([Path({str(folder)!r})], output_dir=Path({str(tmp_path / "out")!r}))
-request = RestoreRequest(task="denoise", input=Path(), preset={str(tiny_preset)!r}, iters=3, threads=1)
+request = RestoreRequest(
+    task="denoise", input=Path(), preset={str(tiny_preset)!r}, iters=3, options=RunOptions(threads=1)
+)
 report = run_batch(plan, request, workers=1)
 assert report.exit_code == 0, report.outcomes
 assert "ray" not in sys.modules, "a local batch imported ray"
@@ -181,7 +189,7 @@ def test_worker_killed_mid_image_is_retried_and_resumes_from_its_checkpoint(tiny
     assert killed, "the worker was never seen running"
     outcome = report.outcomes[0]
     assert outcome.status == "restored", outcome.message
-    assert outcome.result.record.resumed_from >= 25  # resumed, not started over
+    assert outcome.result["resumed_from"] >= 25  # resumed, not started over
     assert metrics_iterations(run_dir) == list(range(1, 401))  # no gap, no repeat
     assert plan.items[0].output.is_file()
 
@@ -244,9 +252,10 @@ def test_ray_refuses_up_front_what_cannot_run(cli, tiny_preset, folder, tmp_path
 
 def test_the_node_probe_names_files_a_worker_cannot_see(tiny_preset, tmp_path):
     missing = tmp_path / "elsewhere" / "photo.png"
-    request = template(tiny_preset, input=missing, output=tmp_path / "o.png", run_dir=tmp_path / "o.dip")
+    item = Item(missing, Path("photo.png"), tmp_path / "o.png", tmp_path / "o.dip")
     with pytest.raises(InputError, match=r"cannot read .*photo\.png.*storage"):
-        _probe_nodes([(None, request)])
+        RayExecutor(ON_RAY).run([(item, request_for(item, template(tiny_preset), None))], BatchObserver())
+    assert not item.run_dir.exists()  # refused before any image started
 
 
 def test_without_ray_installed_the_error_says_how_to_install(cli, folder, monkeypatch):
@@ -272,10 +281,12 @@ def test_a_tiled_photo_interrupted_after_its_first_tile_resumes_on_ray(cli, tiny
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130, process.stderr.read().decode()
     assert not (out / "big.png").exists() and (run_dir / "tiles" / "plan.json").is_file()
+    first_tile = (run_dir / "tiles" / "0000" / "result.npy").stat().st_mtime_ns
 
     code, _, err = cli(*args, "--ray", "auto")
     assert code == 0, err
     with open(out / "summary.csv", newline="") as f:
         (row,) = csv.DictReader(f)
-    assert row["status"] == "restored" and row["message"] == "resumed", row
+    assert row["status"] == "restored" and int(row["iterations"]) == 4 * 400, row
+    assert (run_dir / "tiles" / "0000" / "result.npy").stat().st_mtime_ns == first_tile  # kept, not refitted
     assert (out / "big.png").is_file()

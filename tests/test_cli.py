@@ -256,9 +256,9 @@ def test_reference_of_another_size(cli, noisy_image, tmp_path):
 
 
 def test_too_large_for_memory_is_refused_before_starting(cli, tiny_preset, noisy_image, monkeypatch):
-    import dip_cli.device
+    import dip_cli.resources
 
-    monkeypatch.setattr(dip_cli.device, "available_bytes", lambda device: 1000)
+    monkeypatch.setattr(dip_cli.resources, "available_bytes", lambda device: 1000)
     noisy, _ = noisy_image
     expect_error(cli("denoise", noisy, "--preset", tiny_preset), "needs about", "Downscale the image")
     assert not noisy.with_name("noisy.dip").exists()
@@ -507,10 +507,10 @@ def test_sr_output_is_scale_times_larger_and_keeps_alpha(cli, tiny_preset, tmp_p
 
 
 def test_sr_memory_estimate_is_for_the_upscaled_output(cli, tiny_preset, tmp_path, monkeypatch):
-    import dip_cli.device
+    import dip_cli.resources
 
     seen = []
-    monkeypatch.setattr(dip_cli.device, "available_bytes", lambda device: seen.append(1) or 1000)
+    monkeypatch.setattr(dip_cli.resources, "available_bytes", lambda device: seen.append(1) or 1000)
     path = write(tmp_path / "small.png", real_crop(size=12))
     expect_error(cli("sr", path, "--scale", "8", "--preset", tiny_preset), "(to 96x96)", "needs about")
     assert seen
@@ -554,8 +554,8 @@ def test_the_cli_reuses_freed_memory_instead_of_faulting_it_in_every_step():
     probe = """
 import os, sys, numpy as np
 if sys.argv[1] == "cli":
-    from dip_cli.cli import _reuse_freed_memory
-    _reuse_freed_memory()
+    from dip_cli.process import tune_for_fits  # what the CLI does when a command starts
+    tune_for_fits()
 np.ones(16 * 2**20, np.float32)
 before = os.times().system
 for _ in range(30):

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from dip_cli.jpeg_file import read_jpeg
-from dip_cli.operators import JpegModel, _to_stored
+from dip_cli.operators import JpegModel, to_stored
 from tests.conftest import real_crop
 
 MODES = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
@@ -95,10 +95,33 @@ def test_exif_orientation_is_undone_exactly(orientation):
     assert jpeg.orientation == orientation
     shown = decode_image(data).pixels  # what a viewer shows (EXIF applied)
     assert shown.shape[:2] == ((24, 40) if orientation >= 5 else (40, 24))
-    back = _to_stored(tensor(shown), orientation)
+    back = to_stored(tensor(shown), orientation)
     assert torch.equal(back, tensor(decode(data)))  # exactly the stored pixels
     model = JpegModel(jpeg)
     assert model.loss(tensor(shown), None) < 0.2 * model.loss(tensor(shown).flip(-1).flip(-2), None)
+
+
+def test_a_rotated_file_s_stored_frame_is_the_same_model_as_stored():
+    """Tiles of a rotated JPEG are cut from the file as stored: the stored-frame model keeps every
+    choice of the model it came from (a rebuild outside the operator once dropped the
+    dequantization and its offsets), and the arrays turn there and back exactly."""
+    from dip_cli.io import decode_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(real_crop("astronaut", 40)[:40, :24], 30, 2, exif=exif.tobytes())
+    model = JpegModel(read_jpeg(data), weighting="quantization", dequantize="laplacian", project=False)
+    frame = model.stored_frame()
+    stored = frame.operator
+    assert stored.orientation == 1 and stored.jpeg.coefficients is model.jpeg.coefficients
+    assert (stored.weighting, stored.dequantize, stored.project) == ("quantization", "laplacian", False)
+    assert torch.equal(stored.offset_tables, model.offset_tables) and stored.offset_tables.abs().sum() > 0
+    shown = decode_image(data).pixels
+    assert model.display_size == shown.shape[:2] == (24, 40)
+    assert model.stored_size(24, 40) == (40, 24) == frame.to_stored(shown).shape[:2]
+    assert np.array_equal(frame.to_display(frame.to_stored(shown)), shown)
+    assert np.array_equal(frame.to_stored(shown), decode(data))  # exactly the stored pixels
+    assert torch.equal(stored.target, model.target)  # the same coefficients, the same targets
 
 
 @pytest.mark.parametrize("mode", ["4:4:4", "4:2:0", "gray"])

@@ -104,26 +104,26 @@ def test_settings_round_trip_through_their_dict_as_a_run_folder_saves_them():
 
 
 def test_a_preset_can_name_any_registered_network(tmp_path):
-    from dip_cli.core import build_network_for
+    from dip_cli.networks import build_for
 
     path = tmp_path / "unet.toml"
     path.write_text('task = "denoise"\n[network]\nkind = "unet"\nchannels_down = [8, 8]\n')
-    net, padded = build_network_for(load_preset(path), 3, 30, 20)
+    net, padded = build_for(load_preset(path), 3, 30, 20)
     assert type(net).__name__ == "UNet" and padded == (32, 20)
     path = tmp_path / "resnet.toml"
     path.write_text('task = "denoise"\n[network]\nkind = "resnet"\nwidth = 8\n')
     with pytest.raises(InputError, match=r"preset .*resnet.toml: \[network\] .*width"):
-        build_network_for(load_preset(path), 3)
+        build_for(load_preset(path), 3)
     path.write_text('task = "denoise"\n[network]\nkind = "transformer"\n')
     with pytest.raises(InputError, match="unknown network 'transformer'; known: hourglass"):
-        build_network_for(load_preset(path), 3)
+        build_for(load_preset(path), 3)
 
 
 @pytest.mark.parametrize("name", builtin_names())
 def test_every_builtin_preset_builds_its_network(name):
-    from dip_cli.core import build_network_for
+    from dip_cli.networks import build_for
 
-    net, _ = build_network_for(load_preset(name), 3)
+    net, _ = build_for(load_preset(name), 3)
     assert sum(p.numel() for p in net.parameters()) > 0
 
 

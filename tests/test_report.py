@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from dip_cli.batch import BatchReport, Item, Outcome
-from dip_cli.core import Record
+from dip_cli.provenance import Record
 from dip_cli.report import BatchDisplay, LogLines, ProgressDisplay, batch_table, summary_lines
 from dip_cli.restore import RestoreResult
 
@@ -108,7 +108,7 @@ def test_log_lines_skip_what_resumed_tiles_did_before_this_session():
     console, out = log_console()
     clock = FakeClock()
     log = LogLines(console, "photo", total=10000, done=4800, clock=clock)
-    log.skip(4200)  # two tiles resumed at 2100 each: counted in the next update, not done now
+    log.resumed(4200)  # two tiles resumed at 2100 each: counted in the next update, not done now
     clock.now += 60.0
     log.update(4800 + 4200 + 600)  # 600 steps this minute, 400 left
     assert out.getvalue().splitlines()[-1].endswith("elapsed 0:01:00  eta 0:00:40")
@@ -138,7 +138,7 @@ def test_batch_display_in_a_log_says_each_image_finished_with_the_batch_eta():
     display.batch_start(total=3, done=0)
     item = Item(Path("in/a.png"), Path("a.png"), Path("out/a.png"), Path("out/a.dip"))
     display.image_start(0, "a.png", 100, 0)
-    display.image_skip(0, 40)  # a tiled image resumed: the tiles' checkpointed steps
+    display.image_resumed(0, 40)  # a tiled image resumed: the tiles' checkpointed steps
     assert display._image_logs[0].samples[0][1] == 40
     display.image_finish(0, Outcome(item, "restored", None))
     display.image_finish(1, Outcome(item, "failed", None, "in/a.png: not an image"))

@@ -20,7 +20,8 @@ the same for every image and seed. ``--mask`` takes a file (white = known) inste
 
 ``task = "denoise"`` keeps the earlier, second result: the same noisy image (sigma 25) denoised
 by seven networks with DIP's denoising recipe (jitter 1/30, EMA 0.99). That is not the paper's
-setting (every convolutional net denoises), and its thresholds are DESIGN's, not the paper's.
+setting (every convolutional net denoises), and its thresholds are ours (``MARGIN_DB``, ``GAIN_DB``,
+``NO_GAIN_DB``, fixed before the runs), not the paper's.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ SKIP_LOSS_DB = 1.0
 INPAINT_FIT = {"lr": 0.01, "reg_noise_std": 0.03, "ema": 0.0}
 SNAPSHOTS = 30  # hole PSNR measured this many times per fit
 
-# --- denoising (the second result, DESIGN 6's expectations) ----------------------------------
+# --- denoising (the second result; its thresholds fixed before the runs) ------------------------
 DENOISE_NETWORKS = {
     "hourglass-2": ("hourglass", {"channels_down": (32,) * 2}),
     "hourglass-5": ("hourglass", {"channels_down": (32,) * 5}),
@@ -346,7 +347,7 @@ def _run_denoise(cfg: Config, clean, out: Path, device, progress) -> Result:
 
 
 def judge(rows: list[dict], input_db: float) -> tuple[dict[str, float], list[Verdict]]:
-    """Denoising: best / iteration of best / final PSNR per network, and DESIGN's verdicts."""
+    """Denoising: best / iteration of best / final PSNR per network, and the verdicts on our thresholds."""
     best: dict[str, float] = {}
     figures: dict[str, float] = {"noisy input PSNR (dB)": input_db}
     for network in dict.fromkeys(r["network"] for r in rows):

@@ -167,10 +167,10 @@ def prepare_out_dir(out: Path, image: str | None = None) -> Path:
 
 def setup_device(name: str, threads: int | None, pixels: int):
     """Resolve ``--device`` and set CPU threads (default: dip's rule for the image size)."""
-    from dip_cli import device as devices
+    from dip_cli import resources
 
-    device = devices.resolve_device(name)
-    devices.configure(device, threads or devices.default_threads(pixels))
+    device = resources.resolve_device(name)
+    resources.configure(device, threads or resources.default_threads(pixels))
     return device
 
 
@@ -202,8 +202,10 @@ def fit_image(
     ``reference``...). The same seed gives the same weights and the same code z whatever the
     target, so curves compare.
     """
-    from dip_cli.core import CallbackObserver, restore_array
+    from dip_cli.core import restore_array
     from dip_cli.operators import Identity, Mask
+    from dip_cli.options import RunOptions
+    from dip_cli.progress import CallbackObserver
 
     operator = operator if operator is not None else Identity()
     settings = Settings(
@@ -214,30 +216,19 @@ def fit_image(
         stop=StopSettings(rule="fixed"),
         name=f"experiment network {kind}",
     )
+    observer = CallbackObserver(lambda s: progress(label, s.iteration, s.iters)) if progress else None
+    run_options = RunOptions(
+        seed=seed, device=device, threads=threads, save_every=snapshot_every or 1, observer=observer
+    )
     _, record = restore_array(
         target,
         operator,
         settings,
-        seed=seed,
-        device=device,
-        threads=threads,
+        run_options,
         reference=reference,
-        observer=CallbackObserver(lambda s: progress(label, s.iteration, s.iters)) if progress else None,
         on_snapshot=on_snapshot if snapshot_every else None,
-        save_every=snapshot_every or 1,
     )
     return record.history
-
-
-def to_tensor(pixels: np.ndarray):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].float()
-
-
-def to_pixels(image) -> np.ndarray:
-    """(1, C, H, W) tensor -> (H, W, C) float32 array."""
-    return image[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
 
 # --- reading curves --------------------------------------------------------------------------

@@ -25,8 +25,6 @@ from dip_cli.experiments.common import (
     load_target,
     prepare_out_dir,
     setup_device,
-    to_pixels,
-    to_tensor,
     write_csv,
     write_results,
 )
@@ -55,6 +53,8 @@ QUICK = {"size": 32, "iters": 10}
 
 def run(cfg: Config, progress: Progress | None = None) -> Result:
     import torch
+
+    from dip_cli.operators import to_pixels, to_tensor
 
     timer = Timer()
     image = load_target(cfg.image, cfg.size)

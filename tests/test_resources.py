@@ -1,4 +1,4 @@
-"""Device choices that change speed, never the result."""
+"""Resources: the device choices that change speed, never the result; and the policies built on them."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from dip_cli import device as devices
+from dip_cli import resources as devices
 from dip_cli.core import restore_array
 from dip_cli.metrics import psnr
 from dip_cli.operators import Identity, simulate_noise
+from dip_cli.options import RunOptions
 from dip_cli.presets import load_preset
 from tests.conftest import TINY_PRESET, real_crop
 
@@ -38,10 +39,10 @@ def test_the_layout_changes_the_speed_not_the_quality(tiny, monkeypatch):
 
     original = devices.memory_format
     monkeypatch.setattr(devices, "memory_format", spy)
-    channels_last, _ = restore_array(noisy, Identity(), tiny, threads=1, tile="off")
+    channels_last, _ = restore_array(noisy, Identity(), tiny, RunOptions(threads=1, tile="off"))
     assert used == [torch.channels_last]
     monkeypatch.setattr(devices, "memory_format", lambda device: torch.contiguous_format)
-    contiguous, _ = restore_array(noisy, Identity(), tiny, threads=1, tile="off")
+    contiguous, _ = restore_array(noisy, Identity(), tiny, RunOptions(threads=1, tile="off"))
     # Only the order of sums differs, but Adam amplifies rounding as it does across CPU kinds
     # (the two images differ at ~37 dB after 40 steps): the quality is what must not change.
     gains = [psnr(x, clean) - psnr(noisy, clean) for x in (channels_last, contiguous)]

@@ -2,7 +2,7 @@
 
 Ray is the engine practitioners use to fan per-file GPU jobs out over machines; dip does not grow
 a scheduler of its own. The plan (which files, output names, skip-finished) is the local batch's
-(``batch.plan_batch``); only the running differs:
+(``batch.plan``); only the running differs:
 
 - ``--ray local`` starts a Ray instance on this machine for the batch and stops it after;
   ``auto`` joins the running cluster (``RAY_ADDRESS`` or ``ray start --head``); ``ray://host:port``
@@ -35,7 +35,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from dip_cli.batch.outcome import (
+    BatchObserver,
+    Finished,
+    Outcome,
+    not_started,
+    report_to,
+    restore_guarded,
+)
+from dip_cli.batch.plan import Item, finished_result, resumes
 from dip_cli.errors import DipWarning, InputError
+from dip_cli.progress import Event, Forward, deliver
 
 #: Marks a run folder as started by one batch (its id), so a retried task knows to resume it
 #: even under --overwrite, which otherwise starts each image over.
@@ -105,19 +115,31 @@ def _ray_logs_at(level: int) -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def run_on_ray(todo: list, options: RayOptions, template, observer, outcomes: dict) -> int:
-    """Restore ``todo`` [(item, request)] as Ray tasks; fills ``outcomes``. Returns the signal
-    that stopped the batch, 0 if none did (the local executors' contract)."""
-    with connect(options.address):
-        gpus = _gpus_per_image(options, template.device)
-        device = _task_device(template.device, gpus)
-        todo = [(item, _absolute(replace(request, device=device))) for item, request in todo]
-        if template.threads is None:
-            threads = max(1, round(options.cpus_per_image))
-            todo = [(item, replace(request, threads=threads)) for item, request in todo]
-        _check_resources(options, gpus)
-        _probe_nodes(todo)
-        return _submit_and_wait(todo, options, gpus, observer, outcomes)
+class RayExecutor:
+    """Each image a Ray task (``RayOptions``: where, and what each image asks for)."""
+
+    def __init__(self, options: RayOptions) -> None:
+        self.options = options
+
+    def run(self, todo: list[tuple[Item, object]], observer: BatchObserver) -> Finished:
+        if not todo:
+            return Finished({}, 0)
+        with connect(self.options.address):
+            device = todo[0][1].options.device  # every request comes from one template
+            gpus = _gpus_per_image(self.options, device)
+            threads = max(1, round(self.options.cpus_per_image))
+            device = _task_device(device, gpus)
+            todo = [(item, _for_a_task(request, device, threads)) for item, request in todo]
+            _check_resources(self.options, gpus)
+            _probe_nodes(todo)
+            return _submit_and_wait(todo, self.options, gpus, observer)
+
+
+def _for_a_task(request, device: str, threads: int):
+    """A task computes where Ray gave it resources, with torch threads for its CPUs unless the
+    user chose, and sees absolute paths (workers do not share the driver's working directory)."""
+    request = request.with_options(device=device, threads=request.options.threads or threads)
+    return _absolute(request)
 
 
 # --- resources and checks before any image starts ----------------------------------------------
@@ -162,7 +184,7 @@ def _absolute(request):
     """Workers do not share the driver's working directory: every path they use is absolute."""
     paths = {
         name: Path(value).absolute()
-        for name in ("input", "output", "run_dir", "reference")
+        for name in ("input", "output", "reference")
         if (value := getattr(request, name)) is not None
     }
     mask = request.mask_path
@@ -171,7 +193,8 @@ def _absolute(request):
     preset = request.preset
     if preset is not None and Path(preset).suffix == ".toml" and Path(preset).exists():
         paths["preset"] = str(Path(preset).absolute())
-    return replace(request, **paths)
+    options = request.options.replace(run_dir=request.options.run_dir.absolute())
+    return replace(request, **paths, options=options)
 
 
 def _probe_nodes(todo: list) -> None:
@@ -182,7 +205,7 @@ def _probe_nodes(todo: list) -> None:
     from dip_cli import __version__
 
     reads = sorted({str(p) for _, r in todo for p in (r.input, r.reference, r.mask_path) if p is not None})
-    writes = sorted({str(d) for _, r in todo for d in (r.output.parent, r.run_dir.parent)})
+    writes = sorted({str(d) for _, r in todo for d in (r.output.parent, r.options.run_dir.parent)})
     probe = ray.remote(num_cpus=0)(_probe)
     refs = {}
     for node in ray.nodes():
@@ -230,10 +253,9 @@ def _first_line(exc: BaseException) -> str:
 # --- running -------------------------------------------------------------------------------------
 
 
-def _submit_and_wait(todo: list, options: RayOptions, gpus: float, observer, outcomes: dict) -> int:
+def _submit_and_wait(todo: list, options: RayOptions, gpus: float, observer: BatchObserver) -> Finished:
     import ray
 
-    from dip_cli.batch import Outcome, _dispatch
     from dip_cli.workers import caught_stop_signals
 
     queue = ray.remote(num_cpus=0)(ProgressBox).remote()
@@ -245,48 +267,49 @@ def _submit_and_wait(todo: list, options: RayOptions, gpus: float, observer, out
         task.remote(item, request, key, batch_id, queue): (key, item)
         for key, (item, request) in enumerate(todo)
     }
+    outcomes: dict[Item, Outcome] = {}
     with caught_stop_signals() as caught:
         pending, cancelled = list(refs), False
         try:
             while pending:
                 finished, pending = ray.wait(pending, num_returns=1, timeout=0.2)
-                _drain(queue, observer, _dispatch)
+                _drain(queue, observer)
                 for ref in finished:
                     key, item = refs[ref]
-                    outcome = outcomes[item] = _ref_outcome(ref, item, Outcome)
+                    outcome = outcomes[item] = _ref_outcome(ref, item)
                     observer.image_finish(key, outcome)
                 if caught.signum and not cancelled:
                     queue.stop.remote(caught.signum)  # what ray.cancel misses, the tasks see here
                     for ref in pending:  # queued: dropped; running: interrupted, checkpoints, returns
                         ray.cancel(ref, force=False)
                     cancelled = True
-            _drain(queue, observer, _dispatch)
+            _drain(queue, observer)
         finally:
             ray.kill(queue)
-    return caught.signum
+    return Finished(outcomes, caught.signum)
 
 
-def _ref_outcome(ref, item, outcome_type):
+def _ref_outcome(ref, item: Item) -> Outcome:
     import ray
     from ray.exceptions import TaskCancelledError
 
     try:
         return ray.get(ref)
     except TaskCancelledError:
-        return outcome_type(item, "pending", message="not started")
+        return not_started(item)
     except Exception as exc:  # retries used up: the worker or node kept dying
         message = f"Ray task failed: {type(exc).__name__}: {_first_line(exc)}"
-        return outcome_type(item, "failed", message=message)
+        return Outcome(item, "failed", message=message)
 
 
-def _drain(queue, observer, dispatch) -> None:
+def _drain(queue, observer: BatchObserver) -> None:
     import ray
 
-    for kind, key, payload in ray.get(queue.take.remote()):
-        if kind == "note":
-            warnings.warn(payload, DipWarning, stacklevel=1)
+    for message in ray.get(queue.take.remote()):
+        if message[0] == Event.NOTE:
+            deliver(message, note=lambda key, text: warnings.warn(text, DipWarning, stacklevel=1))
         else:
-            dispatch(observer, (kind, key, payload))
+            report_to(observer, message)
 
 
 class ProgressBox:
@@ -314,50 +337,45 @@ class ProgressBox:
         return self.signum
 
 
-def _restore_task(item, request, key: int, batch_id: str, queue):
-    """One image on a Ray worker. A retry of this batch's task resumes from the checkpoint."""
+def _restore_task(item: Item, request, key: int, batch_id: str, queue) -> Outcome:
+    """One image on a Ray worker. A retry of this batch's task resumes its run (the plan's rule)."""
     import ray
 
-    from dip_cli.batch import Outcome, _finished_result, _restore_guarded
     from dip_cli.run_folder import RunFolder
 
     if ray.get(queue.stopping.remote()):  # stopped before this task ran (a brief wait, before any work)
-        return Outcome(item, "pending", message="not started")
+        return not_started(item)
     marker = item.run_dir / BATCH_MARKER
     retry = marker.is_file() and marker.read_text() == batch_id
     finished = (RunFolder(item.run_dir).read_info() or {}).get("status") == "finished"
     if retry and finished and item.output.exists():
-        return Outcome(item, "restored", _finished_result(item), "finished before its worker was lost")
-    resume = (item.run_dir / "checkpoint.pt").exists() and (retry or not request.overwrite)
+        return Outcome(item, "restored", finished_result(item), "finished before its worker was lost")
+    resume = resumes(item.run_dir, request.options.overwrite, retry=retry)
     item.run_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(batch_id)
     forward = _QueueForward(queue, key)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        outcome = _restore_guarded(item, replace(request, resume=resume), forward)
+        outcome = restore_guarded(item, request.with_options(resume=resume, observer=forward))
     for warning in caught:
-        queue.put.remote(("note", key, f"{item.input.name}: {warning.message}"))
+        queue.put.remote((Event.NOTE, key, f"{item.input.name}: {warning.message}"))
     return outcome
 
 
-class _QueueForward:
-    """restore()'s observer on a worker: start, and updates at most a few times a second."""
+class _QueueForward(Forward):
+    """restore()'s observer on a worker: its messages go to the batch's actor, updates at most a
+    few times a second, and each update also asks whether the batch was stopped."""
 
     def __init__(self, queue, key: int) -> None:
-        self.queue, self.key, self.last = queue, key, 0.0
+        super().__init__(queue.put.remote, key)
+        self.queue, self.last = queue, 0.0
         self.stop_asked = None  # the pending question to the actor: has the batch been stopped?
-
-    def start(self, name: str, total: int, done: int) -> None:
-        self.queue.put.remote(("start", self.key, (name, total, done)))
-
-    def skip(self, steps: int) -> None:
-        self.queue.put.remote(("skip", self.key, steps))
 
     def update(self, status) -> None:
         now = time.monotonic()
         if now - self.last >= 1 / UPDATES_PER_SECOND or status.iteration >= status.iters:
             self.last = now
-            self.queue.put.remote(("update", self.key, status))
+            super().update(status)
             self._stop_if_asked()
 
     def _stop_if_asked(self) -> None:
@@ -375,6 +393,3 @@ class _QueueForward:
             signum, self.stop_asked = ray.get(self.stop_asked), None
             if signum:
                 request_stop(signum)
-
-    def finish(self) -> None:
-        pass

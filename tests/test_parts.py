@@ -1,5 +1,6 @@
-"""Restoring in tiles: each tile its own DIP problem, blended without seams, resumable tile by tile,
-and each operator's tile lined up with what it observes."""
+"""Restoring in parts (``dip_cli.parts``): each tile its own DIP problem, blended without seams,
+resumable tile by tile, and each operator's tile lined up with what it observes; and the
+resource policy that sizes the tiles (``dip_cli.resources``)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,25 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
 import torch
 
 from benchmarks.common import descendants, tree_pss
-from dip_cli.core import CallbackObserver, Record, restore_array
+from dip_cli import resources
+from dip_cli.core import restore_array
 from dip_cli.errors import InputError, Interrupted
 from dip_cli.jpeg_file import read_jpeg
 from dip_cli.metrics import psnr
 from dip_cli.operators import Downsample, Identity, JpegModel, Mask, encode_jpeg, simulate_noise
+from dip_cli.options import RunOptions
+from dip_cli.parts import PartsProgress, plan_layout, restore_in_tiles
 from dip_cli.presets import load_preset
+from dip_cli.progress import CallbackObserver, Event
+from dip_cli.provenance import Record
 from dip_cli.run_folder import RunFolder
-from dip_cli.tiled import plan_layout, restore_in_tiles
 from dip_cli.tiles import plan_tiles
 from tests.conftest import TINY_PRESET, real_crop
 
@@ -40,7 +45,17 @@ def fixed(settings, iters: int):
 
 
 def restore(y, operator, settings, **options) -> tuple[np.ndarray, Record]:
-    return restore_array(y, operator, settings, threads=1, **options)
+    """``core.restore_array`` on one thread; ``options`` are ``RunOptions``' fields."""
+    return restore_array(y, operator, settings, RunOptions(**{"threads": 1, **options}))
+
+
+RUN_OPTIONS = {f.name for f in fields(RunOptions)}
+
+
+def in_tiles(y, operator, settings, layout, **options) -> tuple[np.ndarray, Record]:
+    """``parts.restore_in_tiles`` with ``options`` that are ``RunOptions``' fields made into one."""
+    run_options = RunOptions(**{k: options.pop(k) for k in list(options) if k in RUN_OPTIONS})
+    return restore_in_tiles(y, operator, settings, layout, run_options, **options)
 
 
 def test_a_tiled_restore_is_close_to_the_whole_image_one_and_has_no_seams(tiny):
@@ -66,15 +81,14 @@ def test_a_tiled_restore_is_close_to_the_whole_image_one_and_has_no_seams(tiny):
 
 
 def test_auto_fits_up_to_a_tile_whole_and_tiles_anything_larger():
-    import dip_cli.tiled as tiled
 
     small = np.zeros((40, 40, 3), np.float32)
     assert plan_layout(small, Identity(), "auto") is None
     assert plan_layout(np.zeros((512, 300, 3), np.float32), Identity(), "auto") is None
     big = np.zeros((1100, 700, 3), np.float32)
     layout = plan_layout(big, Identity(), "auto")
-    assert layout.tile == tiled.AUTO_TILE and len(layout) == 3 * 2
-    assert max(max(t.height, t.width) for t in layout) <= tiled.AUTO_TILE
+    assert layout.tile == resources.AUTO_TILE and len(layout) == 3 * 2
+    assert max(max(t.height, t.width) for t in layout) <= resources.AUTO_TILE
     # super-resolution: the output's size counts (200 px x 4 = 800 px: 2 x 2 tiles)
     assert len(plan_layout(np.zeros((200, 200, 3), np.float32), Downsample(4, 3), "auto")) == 4
     assert plan_layout(big, Identity(), "off") is None
@@ -83,49 +97,49 @@ def test_auto_fits_up_to_a_tile_whole_and_tiles_anything_larger():
         plan_layout(small, Identity(), 4)
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_the_tiles_fingerprint_hashes_planes_as_the_whole_image_s_hashes_its_tensor(channels):
-    """A large photo's fingerprint is hashed one channel plane at a time (no whole-image copy):
-    the digest must be the one a (1, C, H, W) tensor of it gives, or old runs would not resume."""
-    from dip_cli.core import _array_fingerprint, _fingerprint, _to_tensor
+def test_the_fingerprint_is_the_one_earlier_versions_wrote_so_their_run_folders_resume():
+    """Digests stored from dip 0.2.0 (which hashed the whole image's (1, C, H, W) tensor): the
+    fingerprint, hashed one plane at a time, must not change, or old run folders would not resume."""
+    from dip_cli.provenance import fingerprint
+    from dip_cli.settings import Settings
 
-    y = np.random.default_rng(channels).random((37, 53, channels), dtype=np.float32)
-    settings, mask = load_preset("denoise"), Mask(torch.from_numpy(y[..., 0] > 0.5))
-    by_planes = _array_fingerprint(y, mask, settings, 3)
-    assert by_planes == _fingerprint(_to_tensor(y), mask, settings, 3)
-    assert by_planes != _array_fingerprint(y[::-1].copy(), mask, settings, 3)
+    y = (np.arange(20 * 24 * 3, dtype=np.float32).reshape(20, 24, 3) % 251) / 250
+    known = np.ones((20, 24), np.float32)
+    known[5:9, 3:11] = 0
+    masked = fingerprint(y, Mask(torch.from_numpy(known)), Settings(), 3)
+    assert masked["observation_sha256"] == "d222ff1f088b5ca4bb105ffca0af0cb397a10fbdeafcc989c8c2220a352cdbbe"
+    assert masked["seed"] == 3 and masked["operator"]["kind"] == "mask"
+    plain = fingerprint(y, Identity(), Settings(), 0)
+    assert plain["observation_sha256"] == "8a8fe20e2e28608a7ecd018a0b90a3415ec5387fe1ba793cdf0858c980305ffc"
+    assert plain["settings"] == masked["settings"]  # the settings' essentials, as JSON
+    assert fingerprint(y[::-1].copy(), Identity(), Settings(), 0) != plain
 
 
 def test_auto_tiles_are_as_large_as_the_preset_s_memory_estimate_allows(monkeypatch):
-    import dip_cli.tiled as tiled
-    from dip_cli import device as devices
-    from dip_cli.core import build_network_for
-
     def estimate(settings, side):
-        net, (h, w) = build_network_for(settings, 3, side, side)
-        return devices.estimate_bytes(net, settings.input.depth, h, w)
+        return resources.fit_bytes(settings, 3, side, side)
 
     photo = np.zeros((1024, 1024, 3), np.float32)
     sides = {}
     for name in ("jpeg", "sr4", "denoise-paper"):  # presets that set no [tile] max_side
         settings = load_preset(name)
-        side = sides[name] = tiled.auto_tile_side(settings, 3)
-        assert side % 16 == 0 and 32 <= side <= tiled.AUTO_TILE
-        assert estimate(settings, side) <= tiled.AUTO_TILE_BYTES  # the true estimate, not its fit
-        if side < tiled.AUTO_TILE:  # the largest such side
-            assert estimate(settings, side + 16) > tiled.AUTO_TILE_BYTES
+        side = sides[name] = resources.auto_tile_side(settings, 3)
+        assert side % 16 == 0 and 32 <= side <= resources.AUTO_TILE
+        assert estimate(settings, side) <= resources.AUTO_TILE_BYTES  # the true estimate, not its fit
+        if side < resources.AUTO_TILE:  # the largest such side
+            assert estimate(settings, side + 16) > resources.AUTO_TILE_BYTES
         layout = plan_layout(photo, Identity(), "auto", settings)
         assert max(max(t.height, t.width) for t in layout) <= side
         # up to the paper's 512 px an image is fitted whole whatever the network (no max_side)
         assert plan_layout(photo[:512, :400], Identity(), "auto", settings) is None
     assert sides["denoise-paper"] < sides["sr4"] < sides["jpeg"]
     # a GPU fits its tiles one at a time: there only its free memory bounds them
-    monkeypatch.setattr(devices, "resolve_device", lambda name: torch.device("cuda"))
-    monkeypatch.setattr(devices, "available_bytes", lambda device: 64 * 2**30)
-    assert tiled.auto_tile_side(load_preset("denoise-paper"), 3) == tiled.AUTO_TILE
-    monkeypatch.setattr(devices, "available_bytes", lambda device: 2**30)
-    small_gpu = tiled.auto_tile_side(load_preset("denoise-paper"), 3)
-    assert sides["denoise-paper"] < small_gpu < tiled.AUTO_TILE
+    monkeypatch.setattr(resources, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(resources, "available_bytes", lambda device: 64 * 2**30)
+    assert resources.auto_tile_side(load_preset("denoise-paper"), 3) == resources.AUTO_TILE
+    monkeypatch.setattr(resources, "available_bytes", lambda device: 2**30)
+    small_gpu = resources.auto_tile_side(load_preset("denoise-paper"), 3)
+    assert sides["denoise-paper"] < small_gpu < resources.AUTO_TILE
     assert estimate(load_preset("denoise-paper"), small_gpu) <= 0.8 * 2**30
     # the light JPEG net takes a 1 MP photo in 2 x 2 tiles, not 3 x 3 of 384 px
     assert len(plan_layout(photo, Identity(), "auto", load_preset("jpeg"))) == 4
@@ -135,11 +149,9 @@ def test_a_preset_s_max_side_caps_auto_tiles_on_any_device(monkeypatch):
     """The denoisers ask for tiles of at most 256 px (their budget fits such a tile, not a
     384 px one): a 1 MP photo gets 5 x 5 tiles, an image up to 256 px is fitted whole, a larger
     one is tiled, and a GPU with memory to spare keeps the cap."""
-    import dip_cli.tiled as tiled
-    from dip_cli import device as devices
 
     denoise = load_preset("denoise")
-    assert denoise.tile.max_side == 256 and load_preset("jpeg").tile.max_side == tiled.AUTO_TILE
+    assert denoise.tile.max_side == 256 and load_preset("jpeg").tile.max_side == resources.AUTO_TILE
     photo = np.zeros((1024, 1024, 3), np.float32)
     layout = plan_layout(photo, Identity(), "auto", denoise)
     assert layout.tile == 256 and len(layout) == 5 * 5
@@ -147,39 +159,38 @@ def test_a_preset_s_max_side_caps_auto_tiles_on_any_device(monkeypatch):
     assert plan_layout(photo[:256, :200], Identity(), "auto", denoise) is None
     assert len(plan_layout(photo[:300, :300], Identity(), "auto", denoise)) == 2 * 2
     assert plan_layout(photo[:300, :300], Identity(), "auto", load_preset("jpeg")) is None
-    monkeypatch.setattr(devices, "resolve_device", lambda name: torch.device("cuda"))
-    monkeypatch.setattr(devices, "available_bytes", lambda device: 64 * 2**30)
-    assert tiled.auto_tile_side(denoise, 3) == 256
+    monkeypatch.setattr(resources, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(resources, "available_bytes", lambda device: 64 * 2**30)
+    assert resources.auto_tile_side(denoise, 3) == 256
 
 
 def test_a_huge_photo_s_planes_are_paid_from_its_fits_budget():
     """The parent holds the image's planes (observation, blended result) beside the fits: at
     1 MP they are free, at 24 MP side-by-side fits get smaller tiles so the run stays within
     fits x (WORKER_BYTES + AUTO_TILE_BYTES), and one fit alone (in the parent) shrinks less."""
-    import dip_cli.tiled as tiled
 
-    budget, free = tiled.AUTO_TILE_BYTES, tiled.FREE_PLANE_BYTES
-    assert tiled.fit_budget(0, 2) == tiled.fit_budget(free, 2) == budget
+    budget, free = resources.AUTO_TILE_BYTES, resources.FREE_PLANE_BYTES
+    assert resources.fit_budget(0, 2) == resources.fit_budget(free, 2) == budget
     huge = 2 * 6000 * 4000 * 3 * 4  # a 24 MP photo's observation and result, float32
-    assert tiled.fit_budget(huge, 2) == budget - (huge - free) // 2
-    assert tiled.fit_budget(huge, 2) < tiled.fit_budget(huge, 1) < budget  # in the parent: no worker
-    assert tiled.fit_budget(huge, 8) > tiled.fit_budget(huge, 2)  # shared among more fits
-    assert tiled.fit_budget(10 * huge, 2) == tiled.MIN_FIT_BYTES
+    assert resources.fit_budget(huge, 2) == budget - (huge - free) // 2
+    assert resources.fit_budget(huge, 2) < resources.fit_budget(huge, 1) < budget  # in the parent: no worker
+    assert resources.fit_budget(huge, 8) > resources.fit_budget(huge, 2)  # shared among more fits
+    assert resources.fit_budget(10 * huge, 2) == resources.MIN_FIT_BYTES
     settings = load_preset("sr4")  # the denoisers' net, with no [tile] max_side below its memory bound
     photo = np.zeros((1024, 1024, 3), np.float32)
-    assert tiled.image_planes_bytes(photo, Identity()) == 2 * photo.nbytes
+    assert resources.image_planes_bytes(photo, Identity()) == 2 * photo.nbytes
     mask = Mask(torch.ones(1024, 1024))  # the operator's buffers count too
-    assert tiled.image_planes_bytes(photo, mask) == 2 * photo.nbytes + 1024 * 1024 * 4 + 4
+    assert resources.image_planes_bytes(photo, mask) == 2 * photo.nbytes + 1024 * 1024 * 4 + 4
     one_mp = plan_layout(photo, Identity(), "auto", settings, threads=2)
-    assert one_mp.tile == tiled.auto_tile_side(settings, 3)  # 1 MP: the per-fit bound alone
+    assert one_mp.tile == resources.auto_tile_side(settings, 3)  # 1 MP: the per-fit bound alone
     big = np.broadcast_to(np.float32(0), (4000, 6000, 3))  # 24 MP without allocating it
     side_by_side = plan_layout(big, Identity(), "auto", settings, threads=2)
     alone = plan_layout(big, Identity(), "auto", settings, threads=1)
     assert side_by_side.tile < alone.tile <= one_mp.tile
-    assert tiled._fit_estimate(settings, 3, side_by_side.tile) <= tiled.fit_budget(huge, 2)
-    from dip_cli import device as devices
+    side = side_by_side.tile
+    assert resources.fit_bytes(settings, 3, side, side) <= resources.fit_budget(huge, 2)
 
-    assert tiled._fits_at_once("cpu", None) == devices.default_threads(tiled.AUTO_TILE**2)
+    assert resources.fits_at_once("cpu", None) == resources.default_threads(resources.AUTO_TILE**2)
 
 
 @pytest.mark.parametrize("warm_start", [False, True])
@@ -190,9 +201,7 @@ def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path, warm
     layout = plan_layout(noisy, Identity(), 48)  # 2 x 2 tiles
 
     def tiled(**options):
-        return restore_in_tiles(
-            noisy, Identity(), settings, layout, threads=1, warm_start=warm_start, **options
-        )
+        return in_tiles(noisy, Identity(), settings, layout, threads=1, warm_start=warm_start, **options)
 
     uninterrupted, _ = tiled()
     statuses = []
@@ -211,7 +220,7 @@ def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path, warm
     assert (tiles / "0001" / "result.npy").is_file() and not (tiles / "0002" / "result.npy").exists()
     interrupted = json.loads((tmp_path / "run" / "run.json").read_text())
     assert interrupted["status"] == "interrupted"
-    assert 0 < interrupted["elapsed_seconds"] <= first_session + 0.01
+    assert 0 < interrupted["seconds"] <= first_session + 0.01
     with RunFolder(tmp_path / "run") as run, pytest.raises(InputError, match="--resume"):
         tiled(run=run)  # never silently restarted
     second_session = time.perf_counter()
@@ -222,13 +231,13 @@ def test_resuming_mid_tile_gives_the_same_image_bit_for_bit(tiny, tmp_path, warm
     assert record.resumed_from >= 20  # the third tile resumed from its checkpoint
     assert observer.skipped == [record.resumed_from]  # its steps were done before: not this session's
     # The run's time is its wall time over both sessions, not the tiles' times summed.
-    earlier = interrupted["elapsed_seconds"]
+    earlier = interrupted["seconds"]
     assert earlier < record.seconds <= earlier + second_session + 0.01  # (rounded to 0.01 s)
     np.testing.assert_array_equal(resumed, uninterrupted)
     assert not list(tiles.glob("*/checkpoint.pt"))  # each result replaced its tile's checkpoint
     assert len(list(tiles.glob("*/weights.pt"))) == int(warm_start)  # only the last tile's, to warm-start
-    with RunFolder(tmp_path / "run", resume=True) as run, pytest.raises(InputError, match="other inputs"):
-        restore(noisy, Identity(), settings, tile=40, run=run)  # other tiles: not resumable
+    with pytest.raises(InputError, match="other inputs"):  # other tiles: not resumable
+        restore(noisy, Identity(), settings, tile=40, run_dir=tmp_path / "run", resume=True)
 
 
 def test_a_warm_start_begins_each_tile_from_the_previous_ones_weights(tiny):
@@ -244,7 +253,7 @@ def test_a_warm_start_begins_each_tile_from_the_previous_ones_weights(tiny):
     losses = {}
     for warm in (False, True):
         seen.clear()
-        restore_in_tiles(
+        in_tiles(
             noisy,
             Identity(),
             settings,
@@ -349,11 +358,12 @@ def test_a_large_image_runs_in_tiles_within_a_memory_bound(tmp_path):
 import numpy as np, dip_cli
 from dip_cli.presets import load_preset
 from dip_cli.operators import Identity
-from dip_cli.tiled import plan_layout, restore_in_tiles
+from dip_cli.options import RunOptions
+from dip_cli.parts import plan_layout, restore_in_tiles
 y = np.random.default_rng(0).random((1024, 1536, 3), dtype=np.float32)
 settings = load_preset("denoise").with_overrides(iters=1, stop="fixed")
 layout = plan_layout(y, Identity(), 512)
-out, record = restore_in_tiles(y, Identity(), settings, layout, threads=2, workers=2)
+out, record = restore_in_tiles(y, Identity(), settings, layout, RunOptions(threads=2), workers=2)
 assert out.shape == y.shape, out.shape
 print(record.iterations)
 """
@@ -410,13 +420,13 @@ def test_restarts_compose_with_tiles_and_resume_after_a_kill(tiny, tmp_path):
             sent.append(status.iteration)
             os.kill(os.getpid(), signal.SIGINT)
 
-    with RunFolder(tmp_path / "run") as run, pytest.raises(Interrupted):
-        restore(noisy, Identity(), settings, tile=48, run=run, save_every=10,
+    with pytest.raises(Interrupted):
+        restore(noisy, Identity(), settings, tile=48, run_dir=tmp_path / "run", save_every=10,
                 observer=CallbackObserver(ctrl_c_in_the_second_fit_of_tile_1))  # fmt: skip
     parts = tmp_path / "run" / "tiles"
     assert sorted(p.parent.name for p in parts.glob("*/result.npy")) == ["0000", "0001", "0002"]
-    with RunFolder(tmp_path / "run", resume=True) as run:
-        resumed, record = restore(noisy, Identity(), settings, tile=48, run=run, save_every=10)
+    resumed, record = restore(noisy, Identity(), settings, tile=48, run_dir=tmp_path / "run", resume=True,
+                              save_every=10)  # fmt: skip
     assert record.resumed_from >= 10
     np.testing.assert_array_equal(resumed, uninterrupted)
 
@@ -457,9 +467,9 @@ def test_parts_fitted_in_two_worker_processes_give_the_image_fitted_in_turn(tiny
     settings = fixed(tiny, 30)
     layout = plan_layout(noisy, Identity(), 48)  # 2 x 2 tiles
     statuses = []
-    in_turn, record_a = restore_in_tiles(noisy, Identity(), settings, layout, threads=1, workers=1)
+    in_turn, record_a = in_tiles(noisy, Identity(), settings, layout, threads=1, workers=1)
     wall = time.perf_counter()
-    side_by_side, record_b = restore_in_tiles(
+    side_by_side, record_b = in_tiles(
         noisy, Identity(), settings, layout, threads=2, workers=2, observer=CallbackObserver(statuses.append)
     )
     wall = time.perf_counter() - wall
@@ -477,7 +487,7 @@ class SkipRecorder(CallbackObserver):
         super().__init__(lambda status: None)
         self.skipped: list[int] = []
 
-    def skip(self, steps: int) -> None:
+    def resumed(self, steps: int) -> None:
         self.skipped.append(steps)
 
 
@@ -485,10 +495,9 @@ def test_one_bar_over_parts_ignores_a_progress_message_that_comes_after_its_part
     # Under load a worker's last message arrived after the part's end and was counted again:
     # the bar read 150 of 120 (seen on a busy 2-core machine).
     from dip_cli.fit import Status
-    from dip_cli.tiled import _Progress
 
     statuses = []
-    progress = _Progress(CallbackObserver(statuses.append), "photo (2 tiles)", count=2, iters=30)
+    progress = PartsProgress(CallbackObserver(statuses.append), "photo (2 tiles)", count=2, iters=30)
     progress.start(0)
     status = Status(30, 30, 0.01, 20.0, float("nan"), None, None)
     progress.update(0, status)
@@ -502,30 +511,28 @@ def test_one_bar_over_parts_ignores_a_progress_message_that_comes_after_its_part
 
 def test_a_resumed_parts_earlier_steps_reach_the_display_as_skipped_and_messages_are_dispatched():
     from dip_cli.fit import Status
-    from dip_cli.tiled import _Progress
 
     observer = SkipRecorder()
-    progress = _Progress(observer, "photo (2 tiles)", count=2, iters=30)
+    progress = PartsProgress(observer, "photo (2 tiles)", count=2, iters=30)
     progress.start(0)
-    progress.receive(("resumed", 0, 20))
-    progress.receive(("resumed", 1, 0))  # a fresh part: nothing to skip
-    progress.receive(("update", 0, Status(25, 30, 0.01, 20.0, float("nan"), None, None)))
+    progress.receive((Event.START, 0, ("tile 0", 30, 20)))  # part 0 resumed at its step 20
+    progress.receive((Event.START, 1, ("tile 1", 30, 0)))  # a fresh part: nothing to skip
+    progress.receive((Event.UPDATE, 0, Status(25, 30, 0.01, 20.0, float("nan"), None, None)))
     assert observer.skipped == [20] and progress.running == {0: 25}
-    _Progress(CallbackObserver(print), "photo", count=1, iters=30).resumed(0, 20)  # Silent: skip is a no-op
+    PartsProgress(CallbackObserver(print), "photo", count=1, iters=30).resumed(0, 20)  # Silent: a no-op
 
 
 def test_auto_fits_parts_side_by_side_on_a_cpu_one_per_thread_when_the_work_pays(tiny):
-    from dip_cli.tiled import MIN_PARALLEL_WORK, _Parts, parallel_parts
+    from dip_cli.resources import MIN_PARALLEL_WORK, parallel_fits
 
-    y = np.zeros((80, 80, 3), np.float32)
-    layout = plan_layout(y, Identity(), 48)  # 2 x 2 tiles
-    enough = fixed(tiny, MIN_PARALLEL_WORK // sum(t.height * t.width for t in layout) + 1)
-    parts = _Parts(y, Identity(), enough, layout, None, 0, "cpu", 500, None, False)
-    assert parallel_parts("cpu", parts, threads=2) == 2
-    assert parallel_parts("cpu", parts, threads=8) == 4  # no more workers than parts
-    assert parallel_parts("cpu", parts, threads=1) == 1
-    few = _Parts(y, Identity(), fixed(tiny, 30), layout, None, 0, "cpu", 500, None, False)
-    assert parallel_parts("cpu", few, threads=2) == 1  # not worth starting processes for
+    def parallel(work: int, threads: int, count: int = 4) -> int:
+        return parallel_fits("cpu", count, work, threads, tiny, 3, (48, 48))
+
+    assert parallel(MIN_PARALLEL_WORK, threads=2) == 2
+    assert parallel(MIN_PARALLEL_WORK, threads=8) == 4  # no more workers than parts
+    assert parallel(MIN_PARALLEL_WORK, threads=1) == 1
+    assert parallel(MIN_PARALLEL_WORK - 1, threads=2) == 1  # not worth starting processes for
+    assert parallel(MIN_PARALLEL_WORK, threads=2, count=1) == 1
 
 
 def test_an_interrupted_side_by_side_run_resumes_to_the_same_image(tiny, tmp_path):
@@ -535,7 +542,7 @@ def test_an_interrupted_side_by_side_run_resumes_to_the_same_image(tiny, tmp_pat
     settings = fixed(tiny, 100)  # ~1 s a tile: the parent sees the second round well before it ends
     layout = plan_layout(noisy, Identity(), 48)
     options = dict(threads=2, workers=2)
-    uninterrupted, _ = restore_in_tiles(noisy, Identity(), settings, layout, **options)
+    uninterrupted, _ = in_tiles(noisy, Identity(), settings, layout, **options)
     sent = []
     tiles = tmp_path / "run" / "tiles"
 
@@ -548,7 +555,7 @@ def test_an_interrupted_side_by_side_run_resumes_to_the_same_image(tiny, tmp_pat
             os.kill(os.getpid(), signal.SIGINT)
 
     with RunFolder(tmp_path / "run") as run, pytest.raises(Interrupted, match="SIGINT"):
-        restore_in_tiles(noisy, Identity(), settings, layout, run=run, save_every=10,
+        in_tiles(noisy, Identity(), settings, layout, run=run, save_every=10,
                          observer=CallbackObserver(ctrl_c_in_the_second_round), **options)  # fmt: skip
     assert len(list(tiles.glob("*/result.npy"))) >= 2  # the first round's tiles were kept
     checkpointed = len(list(tiles.glob("*/checkpoint.pt")))
@@ -556,7 +563,7 @@ def test_an_interrupted_side_by_side_run_resumes_to_the_same_image(tiny, tmp_pat
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
     observer = SkipRecorder()
     with RunFolder(tmp_path / "run", resume=True) as run:
-        resumed, record = restore_in_tiles(
+        resumed, record = in_tiles(
             noisy, Identity(), settings, layout, run=run, save_every=10, observer=observer, **options
         )
     assert record.resumed_from >= 10
@@ -573,10 +580,10 @@ def test_a_resumed_side_by_side_run_with_one_tile_left_gives_the_same_image(tiny
     layout = plan_layout(noisy, Identity(), 48)
     options = dict(threads=2, workers=2)
     with RunFolder(tmp_path / "run") as run:
-        uninterrupted, _ = restore_in_tiles(noisy, Identity(), settings, layout, run=run, **options)
+        uninterrupted, _ = in_tiles(noisy, Identity(), settings, layout, run=run, **options)
     (tmp_path / "run" / "tiles" / "0003" / "result.npy").unlink()  # as if stopped before its start
     with RunFolder(tmp_path / "run", resume=True) as run:
-        resumed, _ = restore_in_tiles(noisy, Identity(), settings, layout, run=run, **options)
+        resumed, _ = in_tiles(noisy, Identity(), settings, layout, run=run, **options)
     np.testing.assert_array_equal(resumed, uninterrupted)
 
 
@@ -590,7 +597,7 @@ def test_a_part_that_fails_in_a_worker_stops_the_run_with_its_error(tiny):
     settings = replace(settings, fit=replace(settings.fit, lr=1e30))  # diverges at once
     layout = plan_layout(noisy, Identity(), 48)
     with pytest.raises(FitError, match="diverged"):
-        restore_in_tiles(noisy, Identity(), settings, layout, threads=2, workers=2)
+        in_tiles(noisy, Identity(), settings, layout, threads=2, workers=2)
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the script imports tests.conftest
@@ -599,7 +606,8 @@ import sys, numpy as np
 from dip_cli.operators import Identity, simulate_noise
 from dip_cli.presets import load_preset
 from dip_cli.run_folder import RunFolder
-from dip_cli.tiled import plan_layout, restore_in_tiles
+from dip_cli.options import RunOptions
+from dip_cli.parts import plan_layout, restore_in_tiles
 from tests.conftest import real_crop
 preset, folder, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
 noisy = simulate_noise(real_crop("coffee", 80)[:48], 25, seed=1)  # two tiles, one per worker
@@ -607,8 +615,8 @@ noisy = simulate_noise(real_crop("coffee", 80)[:48], 25, seed=1)  # two tiles, o
 settings = load_preset(preset).with_overrides(iters=400, stop="fixed")
 layout = plan_layout(noisy, Identity(), 48)
 with RunFolder(folder, resume=resume) as run:
-    out, _ = restore_in_tiles(noisy, Identity(), settings, layout, threads=2, workers=2, run=run,
-                              save_every=20)
+    out, _ = restore_in_tiles(noisy, Identity(), settings, layout, RunOptions(threads=2, save_every=20),
+                              workers=2, run=run)
 np.save(folder + ".npy", out)
 """
 
@@ -662,12 +670,13 @@ UNGUARDED_SCRIPT = """
 import numpy as np
 from dip_cli.operators import Identity, simulate_noise
 from dip_cli.presets import load_preset
-from dip_cli.tiled import plan_layout, restore_in_tiles
+from dip_cli.options import RunOptions
+from dip_cli.parts import plan_layout, restore_in_tiles
 print("top level ran", flush=True)
 noisy = simulate_noise(np.random.default_rng(0).random((80, 80, 3), dtype=np.float32), 25, seed=1)
 settings = load_preset(PRESET).with_overrides(iters=5, stop="fixed")
 layout = plan_layout(noisy, Identity(), 48)
-out, _ = restore_in_tiles(noisy, Identity(), settings, layout, threads=2, workers=2)
+out, _ = restore_in_tiles(noisy, Identity(), settings, layout, RunOptions(threads=2), workers=2)
 print("restored", out.shape, flush=True)
 """
 
