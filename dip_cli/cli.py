@@ -31,7 +31,8 @@ app = typer.Typer(
     help=(
         "Restore images with Deep Image Prior: a randomly initialised network is fitted to "
         "the one corrupted image, and its structure reproduces natural image content before "
-        "it reproduces noise or artifacts. No training data, no downloads."
+        "it reproduces noise or artifacts. No training data, no downloads. "
+        "More: README.md and docs/ in the repository."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -379,6 +380,8 @@ def denoise(
         dip denoise photo.jpg --preset denoise-avg3
 
         dip denoise photo.jpg --reference clean.png --json
+
+    More: docs/benchmarks.md (quality) and docs/large-photos.md (photos over 256 px).
     """
     _run("denoise", **locals())  # every option, by name
 
@@ -418,6 +421,8 @@ def jpeg(
         dip jpeg scan.jpg --preset jpeg-avg3
 
         dip jpeg scans/ -r -o clean/          # a folder tree; rerun to resume, exit 3 if some failed
+
+    More: docs/jpeg.md.
     """
     _run("jpeg", **locals())  # every option, by name
 
@@ -461,6 +466,8 @@ def inpaint(
     The loss sees only the kept pixels; the network's structure invents the rest. Kept pixels are copied to the output unchanged. Good at text, scratches and scattered missing pixels (well above biharmonic inpainting); large holes come out smooth and plausible rather than detailed. Example:
 
         dip inpaint photo.png --mask scratches.png
+
+    More: docs/how-it-works.md (masks) and docs/benchmarks.md (quality).
     """
     if mask != "alpha" and not Path(mask).exists():
         stderr.print(
@@ -516,13 +523,18 @@ def sr(
         dip sr thumb.png --kernel area        # made smaller by averaging pixels (box)
 
         dip sr small.png --preset sr4-avg3    # best quality, six times the time
+
+    More: docs/benchmarks.md (quality) and docs/how-it-works.md (kernels).
     """
     _run("sr", **locals())  # every option, by name
 
 
 @app.command()
 def presets() -> None:
-    """List the built-in presets and their settings (models/*.toml)."""
+    """List the built-in presets and their settings (models/*.toml).
+
+    More: docs/how-it-works.md (preset files) and README.md (the preset table).
+    """
     from rich.table import Table
 
     from dip_cli.presets import all_presets
@@ -555,7 +567,8 @@ experiment_app = typer.Typer(
         "Reproduce the evidence that DIP's prior is in the network's structure, not in data. "
         "Each command prints its measured figures and a verdict per finding (held / not held, "
         "computed from the data), and writes results.json, a CSV and a PNG plot under --out. "
-        "Exit 0 whatever the verdicts; with --strict, 1 when a finding does not hold."
+        "Exit 0 whatever the verdicts; with --strict, 1 when a finding does not hold. "
+        "More: docs/experiments.md."
     ),
     no_args_is_help=True,
 )

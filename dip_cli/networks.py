@@ -37,7 +37,7 @@ def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Sequentia
 
 class PointwiseConv(nn.Conv2d):
     """A 1x1 convolution computed as a matrix product over the channels when the input is
-    channels-last (the CPU layout, ``device.memory_format``): there the pixels' channel vectors
+    channels-last (the CPU layout, ``resources.memory_format``): there the pixels' channel vectors
     are contiguous rows, so no copy is made. On one CPU thread PyTorch sends unbatched 1x1
     convolutions to its slow im2col path (oneDNN only with more threads or batch >= 16): on the
     jpeg net's 384 px tiles they took 11 of the 141 ms of a step (135.7 ms with this); with two
