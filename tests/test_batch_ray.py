@@ -23,7 +23,7 @@ from dip_cli.errors import InputError
 from dip_cli.io import load_image
 from dip_cli.options import RunOptions
 from dip_cli.restore import RestoreRequest
-from tests.conftest import dip_process, expect_error, real_crop, write
+from tests.conftest import dip_process, expect_error, real_crop, wait_for_checkpoint, write
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'dip-cli[ray]'")
 
@@ -264,29 +264,27 @@ def test_without_ray_installed_the_error_says_how_to_install(cli, folder, monkey
 
 
 def test_a_tiled_photo_interrupted_after_its_first_tile_resumes_on_ray(cli, tiny_preset, tmp_path):
-    """The cluster case Ray is for: a large photo, Ctrl-C after a tile finished, the same command
-    again on Ray continues the tiles (every executor follows one resume rule)."""
+    """The cluster case Ray is for: a large photo, Ctrl-C once its first tile has finished (in the
+    second tile's fit, after its first checkpoint), then the same command again on Ray continues
+    the tiles: every executor follows one resume rule."""
     folder = tmp_path / "photos"
     write(folder / "big.png", real_crop("astronaut", 48))
     out = tmp_path / "out"
     args = ("denoise", folder, "-o", out, "--preset", tiny_preset, "--iters", "400", "--stop", "fixed")
-    args += ("--tile", "32", "--threads", "1")
-    run_dir = out / "big.dip"
+    args += ("--tile", "32", "--threads", "1", "--save-every", "50")
+    tiles = out / "big.dip" / "tiles"
     process = dip_process(*args)
-    deadline = time.time() + 120
-    while not (run_dir / "tiles" / "0000" / "result.npy").exists():
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.time() < deadline, "the first tile never finished"
-        time.sleep(0.02)
+    wait_for_checkpoint(tiles / "0001", process)  # tile 0 finished, tile 1 in its fit
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130, process.stderr.read().decode()
-    assert not (out / "big.png").exists() and (run_dir / "tiles" / "plan.json").is_file()
-    first_tile = (run_dir / "tiles" / "0000" / "result.npy").stat().st_mtime_ns
+    assert not (out / "big.png").exists() and (tiles / "plan.json").is_file()
+    first_tile = (tiles / "0000" / "result.npy").stat().st_mtime_ns
 
     code, _, err = cli(*args, "--ray", "auto")
     assert code == 0, err
     with open(out / "summary.csv", newline="") as f:
         (row,) = csv.DictReader(f)
-    assert row["status"] == "restored" and int(row["iterations"]) == 4 * 400, row
-    assert (run_dir / "tiles" / "0000" / "result.npy").stat().st_mtime_ns == first_tile  # kept, not refitted
+    assert row["status"] == "restored" and row["message"] == "resumed", row
+    assert int(row["iterations"]) == 4 * 400
+    assert (tiles / "0000" / "result.npy").stat().st_mtime_ns == first_tile  # kept, not fitted again
     assert (out / "big.png").is_file()
