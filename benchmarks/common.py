@@ -70,6 +70,7 @@ def run_dip(
         "best_at": int(np.argmax(curve)) + 1 if curve else 0,
         "stop": record.stop_reason,
         "curve": curve,
+        "pixels": restored.pixels,
     }
 
 

@@ -3,9 +3,9 @@
 Each crop is encoded by Pillow's libjpeg (its default 4:2:0 chroma subsampling, and 4:4:4)
 at quality 10 and 20, then restored by ``dip jpeg``'s defaults twice: fitting the file's own
 DCT coefficients (``operators.JpegModel``, the default for JPEG files; scored before and after
-its final projection into the quantization box) and fitting the decoded RGB pixels (what dip
-did before, and still does for a PNG of a decoded JPEG). PSNR/SSIM are against the clean
-crop, on the 8-bit result a user saves.
+its finish: the blend with the file's decodes and the projection into the quantization box) and
+fitting the decoded RGB pixels (what dip did before, and still does for a PNG of a decoded
+JPEG). PSNR/SSIM are against the clean crop, on the 8-bit result a user saves.
 
     python -m benchmarks.jpeg_quality            # 8 crops x (q10, q20) x (4:2:0, 4:4:4) x 2 losses
     python -m benchmarks.jpeg_quality --quick    # checks that it runs
@@ -69,8 +69,9 @@ def restore_with_file_model(
     preset: str | None = None,
     dequantize: str = "center",
 ) -> tuple[dict, dict]:
-    """One fit to the file's coefficients, scored as fitted and after the projection into the
-    quantization box that ``dip jpeg`` applies (``JpegModel.finish``): the two differ only there."""
+    """One fit to the file's coefficients, scored as fitted and after ``dip jpeg``'s finish
+    (``JpegModel.finish``: the blend with the file's decodes and the projection into the
+    quantization box): the two differ only there."""
     import torch
 
     from dip_cli.core import restore_array
@@ -88,7 +89,8 @@ def restore_with_file_model(
     curve = [row["psnr_reference"] for row in record.history]  # the smoothed output vs the clean crop
     with torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(fitted.transpose(2, 0, 1)))[None]
-        projected = JpegModel(jpeg).finish(x, x)[0].permute(1, 2, 0).numpy()
+        decoded = torch.from_numpy(np.ascontiguousarray(decode_image(data).pixels.transpose(2, 0, 1)))[None]
+        projected = JpegModel(jpeg).finish(x, decoded)[0].permute(1, 2, 0).numpy()
     if curve:
         best = int(np.argmax(curve))
         trend = {"best_seen": curve[best], "best_at": best + 1, "at_half": curve[len(curve) // 2 - 1]}

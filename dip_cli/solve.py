@@ -157,6 +157,7 @@ def _details(net, z, problem, settings: Settings, options: RunOptions, needed: i
         "channels": y.shape[1],
         "padded_size": [z.shape[-1], z.shape[-2]],
         "operator": problem.operator.describe(),
+        "finish": problem.operator.finish_description(),
         "parameters": count_parameters(net),
         "memory_estimate_bytes": needed,
         **({"noise_sigma_estimate": round(255 * variance**0.5, 2)} if variance else {}),

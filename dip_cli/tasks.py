@@ -92,6 +92,35 @@ TASK_TABLE: dict[str, Task] = {
 }
 
 
+#: What ``dip jpeg``'s defaults gained over the JPEG, mean of the 8 photo crops of
+#: ``python -m benchmarks.versus --tasks jpeg`` (128 px, 2026-12-06), per chroma subsampling and
+#: measured quality, and the best classical decoder there (jpegqs or jpeg2png) with its gain.
+JPEG_OUTLOOK = {
+    "4:2:0": {10: (0.66, "jpeg2png", 0.48), 20: (0.77, "jpeg2png", 0.29), 30: (0.81, "jpegqs -q 6", 0.16),
+              50: (0.72, "jpegqs -q 6", 0.05), 75: (0.64, "jpegqs -q 6", -0.27)},
+    "4:4:4": {10: (0.83, "jpeg2png", 0.79), 20: (1.05, "jpeg2png", 0.44), 30: (1.06, "jpegqs -q 6", 0.39),
+              50: (0.94, "jpegqs -q 6", 0.32), 75: (0.82, "jpegqs -q 6", -0.02)},
+}  # fmt: skip
+
+
+def jpeg_outlook(source: Path | bytes) -> str | None:
+    """What to expect for this JPEG file: its estimated quality and what dip and the best
+    classical decoder gained at the nearest quality measured; None for a file dip cannot model."""
+    from dip_cli.jpeg_file import read_jpeg
+
+    jpeg = read_jpeg(source)
+    table = JPEG_OUTLOOK.get(jpeg.subsampling) if jpeg is not None else None
+    if not table:
+        return None
+    quality = jpeg.quality
+    nearest = min(table, key=lambda measured: abs(measured - quality))
+    dip, anchor, anchor_gain = table[nearest]
+    return (
+        f"a quality-{quality} JPEG ({jpeg.subsampling}). On photo crops at quality {nearest} dip gained "
+        f"{dip:+.2f} dB over the JPEG on average, {anchor} {anchor_gain:+.2f} dB (docs/benchmarks.md)"
+    )
+
+
 def resolve_settings(
     task: str,
     preset: str | None = None,
