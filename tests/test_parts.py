@@ -434,13 +434,17 @@ def test_restarts_compose_with_tiles_and_resume_after_a_kill(tiny, tmp_path):
 def test_restarts_on_a_jpeg_average_the_fits_then_project_the_mean_into_the_box(tiny):
     """jpeg-avg3: the fits are averaged as fitted and the mean is projected once, so the result
     lies in the file's quantization box (a mean of projections would be a different image)."""
-    jpeg = read_jpeg(encode_jpeg(real_crop("astronaut", 48), 10))
-    project = JpegModel(jpeg).finish
+    from dip_cli.io import decode_image
+    from dip_cli.operators import to_tensor
+
+    data = encode_jpeg(real_crop("astronaut", 48), 10)
+    jpeg = read_jpeg(data)
+    project = JpegModel(jpeg).finish  # the projection, and the blend with the file's decodes
     settings = fixed(tiny, 15)
-    shown = np.zeros((48, 48, 3), np.float32)  # the decode is not used by the file model's loss
+    shown = decode_image(data).pixels  # the loss fits the file; the finish blends with its decode
     fits = [restore(shown, JpegModel(jpeg, project=False), settings, tile="off", seed=s)[0] for s in (3, 4)]
     mean = torch.from_numpy(np.mean(fits, axis=0).transpose(2, 0, 1).copy())[None]
-    expected = project(mean, mean).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    expected = project(mean, to_tensor(shown)).clamp(0, 1)[0].permute(1, 2, 0).numpy()
 
     averaged, record = restore(shown, JpegModel(jpeg), with_restarts(settings, 2), seed=3)
     assert record.iterations == 2 * 15
