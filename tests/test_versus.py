@@ -38,7 +38,12 @@ def test_an_installed_decoder_restores_the_file(tool, options):
 
 
 def test_the_crops_are_distinct_128_px_photos():
-    crops = {name: versus.crop(name, 128) for name in versus.CROPS}
+    # cave and kate come from the paper's images beside the project (../shared/data/dip), which a
+    # clone elsewhere lacks; the others ship with scikit-image and scikit-learn.
+    shared = {"cave", "kate"}
+    names = [n for n in versus.CROPS if versus.CROPS[n][0] not in shared or versus.DATA.is_dir()]
+    assert len(names) >= 6
+    crops = {name: versus.crop(name, 128) for name in names}
     assert all(c.shape == (128, 128, 3) for c in crops.values())
     assert len({c.tobytes() for c in crops.values()}) == len(crops)
     assert min(float(np.std(c)) for c in crops.values()) > 0.01  # none is flat
