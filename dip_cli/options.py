@@ -10,6 +10,7 @@ settings. Torch-free, like ``settings``, so the CLI can check its input before i
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,9 @@ class RunOptions:
     observer: Any = field(default=None, compare=False, repr=False)  # a progress.Observer, or None
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            if not _is_numpy_integer(self.seed):
-                raise InputError(f"seed must be an integer, got {self.seed!r}")
-            object.__setattr__(self, "seed", int(self.seed))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):  # NumPy's too
+            raise InputError(f"seed must be an integer, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
         if self.device not in DEVICES:
             raise InputError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
@@ -75,11 +75,3 @@ def parse_tile(value: str | int) -> str | int:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_numpy_integer(value: Any) -> bool:
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        return False
-    return isinstance(value, np.integer)
