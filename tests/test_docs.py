@@ -9,7 +9,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = ["large-photos", "jpeg", "batches", "how-it-works", "benchmarks", "experiments", "reproducibility"]
+PAGES = [
+    "large-photos",
+    "jpeg",
+    "batches",
+    "how-it-works",
+    "benchmarks",
+    "experiments",
+    "generalization",
+    "reproducibility",
+]
 
 # [text](target) and ![alt](target); the target ends at the first space or closing parenthesis.
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)[^)]*\)")

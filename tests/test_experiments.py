@@ -10,7 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dip_cli.experiments import architectures, fit_curves, jpeg_timeline, random_labels, random_weights
+from dip_cli.experiments import (
+    architectures,
+    fit_curves,
+    information_plane,
+    jpeg_timeline,
+    loss_surface,
+    optimizers,
+    random_features,
+    random_labels,
+    random_weights,
+    sharpness,
+)
 from dip_cli.experiments.common import Verdict, load_target
 
 RESULT_KEYS = {"experiment", "settings", "figures", "verdicts", "all_held", "versions", "device", "seconds"}
@@ -22,6 +33,11 @@ OUTPUTS = {
     "jpeg-timeline": ("curve.csv", jpeg_timeline.COLUMNS, "jpeg-timeline.png", ["--iters", "50"]),
     "random-labels": ("training.csv", random_labels.COLUMNS, "random-labels.png", ["--epochs", "2"]),
     "random-weights": ("curves.csv", random_weights.COLUMNS, "random-weights.png", ["--iters", "10"]),
+    "loss-surface": ("losses.csv", loss_surface.COLUMNS, "loss-surface.png", []),
+    "optimizers": ("paths.csv", optimizers.COLUMNS, "optimizers.png", []),
+    "sharpness": ("training.csv", sharpness.COLUMNS, "sharpness.png", []),
+    "information-plane": ("information.csv", information_plane.COLUMNS, "information-plane.png", []),
+    "random-features": ("accuracy.csv", random_features.COLUMNS, "random-features.png", []),
 }
 
 
@@ -404,3 +420,13 @@ def test_experiment_folder_is_the_default_out():
 
     config = make_config("fit-curves", quick=True, iters=7)
     assert config.out == Path("experiments/fit-curves") and config.iters == 7 and config.size == 32
+
+
+def test_experiment_help_lists_all_ten():
+    from typer.testing import CliRunner
+
+    from dip_cli.cli import app
+    from dip_cli.experiments import EXPERIMENTS
+
+    listing = CliRunner().invoke(app, ["experiment", "--help"]).stdout
+    assert len(EXPERIMENTS) == 10 and all(name in listing for name in EXPERIMENTS)

@@ -17,6 +17,12 @@ EXPERIMENTS = {
     "architectures": "dip_cli.experiments.architectures",
     "jpeg-timeline": "dip_cli.experiments.jpeg_timeline",
     "random-weights": "dip_cli.experiments.random_weights",
+    # What the optimiser and the loss landscape contribute: the other side of the argument.
+    "loss-surface": "dip_cli.experiments.loss_surface",
+    "optimizers": "dip_cli.experiments.optimizers",
+    "sharpness": "dip_cli.experiments.sharpness",
+    "information-plane": "dip_cli.experiments.information_plane",
+    "random-features": "dip_cli.experiments.random_features",
 }
 
 

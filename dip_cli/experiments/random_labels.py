@@ -28,6 +28,7 @@ from dip_cli.experiments.common import (
     write_csv,
     write_results,
 )
+from dip_cli.experiments.datasets import TEST_SIZE, Split, load_digits
 
 CONDITIONS = ("true labels", "random labels", "shuffled pixels", "random pixels", "gaussian")
 RANDOMISED = ("random labels", "random pixels", "gaussian")  # nothing to generalise from
@@ -35,7 +36,6 @@ CORRUPTIONS = (0.2, 0.4, 0.6, 0.8)  # p = 0 and 1 are "true labels" and "random 
 MODELS = ("mlp", "cnn")
 LR, MOMENTUM, BATCH = 0.01, 0.9, 32
 WEIGHT_DECAY = 5e-4  # the one regulariser tried, on true labels
-TEST_SIZE = 450
 TRUE_TEST = 95.0  # % test accuracy on true labels, at least
 CHANCE_TEST = 15.0  # % test accuracy on randomised data, at most
 SLOWER = (1.5, 10.0)  # random labels / true labels, epochs to 100% train accuracy
@@ -119,51 +119,30 @@ def run(cfg: Config, progress: Progress | None = None) -> Result:
 # --- data ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Digits:
-    x_train: np.ndarray  # (n, 64) float32 in [0, 1]
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-
-def load_digits(seed: int) -> Digits:
-    """scikit-learn's digits (shipped in its wheel), split 1347 / 450, stratified."""
-    from sklearn.datasets import load_digits as sklearn_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = sklearn_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=TEST_SIZE, stratify=y, random_state=seed
-    )
-    return Digits(x_train, y_train, x_test, y_test)
-
-
-def corrupt(data: Digits, condition: str, seed: int) -> Digits:
+def corrupt(data: Split, condition: str, seed: int) -> Split:
     """One of Zhang et al.'s randomisations. Pixel corruptions apply to train and test alike;
     label corruptions to the training labels only (the test labels stay true)."""
     rng = np.random.default_rng(seed + 1000)
     if condition == "true labels":
         return data
     if condition == "random labels":
-        return Digits(data.x_train, rng.integers(0, 10, len(data.y_train)), data.x_test, data.y_test)
+        return Split(data.x_train, rng.integers(0, 10, len(data.y_train)), data.x_test, data.y_test)
     if condition.startswith("p="):
         p = float(condition[2:])
         flip = rng.random(len(data.y_train)) < p
         labels = np.where(flip, rng.integers(0, 10, len(data.y_train)), data.y_train)
-        return Digits(data.x_train, labels, data.x_test, data.y_test)
+        return Split(data.x_train, labels, data.x_test, data.y_test)
     if condition == "shuffled pixels":
         order = rng.permutation(data.x_train.shape[1])
-        return Digits(data.x_train[:, order], data.y_train, data.x_test[:, order], data.y_test)
+        return Split(data.x_train[:, order], data.y_train, data.x_test[:, order], data.y_test)
     if condition == "random pixels":
-        return Digits(
+        return Split(
             rng.permuted(data.x_train, axis=1), data.y_train, rng.permuted(data.x_test, axis=1), data.y_test
         )
     if condition == "gaussian":
         mean, std = data.x_train.mean(), data.x_train.std()
         noise = [rng.normal(mean, std, x.shape).astype(np.float32) for x in (data.x_train, data.x_test)]
-        return Digits(noise[0], data.y_train, noise[1], data.y_test)
+        return Split(noise[0], data.y_train, noise[1], data.y_test)
     raise ValueError(f"unknown condition {condition!r}")
 
 
@@ -196,7 +175,7 @@ def build_model(kind: str):
 
 
 def train(
-    model: str, condition: str, data: Digits, epochs: int, weight_decay: float, seed: int, device
+    model: str, condition: str, data: Split, epochs: int, weight_decay: float, seed: int, device
 ) -> Run:
     """SGD until the training set is fitted exactly (100% accuracy) or ``epochs`` run out."""
     import torch
