@@ -124,6 +124,7 @@ def fit(
         }
 
     net.train()  # BatchNorm uses the statistics of the one image, as in the paper
+    autocast = torch.autocast(z.device.type, torch.bfloat16, enabled=recipe.precision == "bf16")
     no_reference = torch.tensor(math.nan, device=z.device)  # made once, not every step
     floor = None  # the residual an output must be down to before it can be kept
     if rule.noise_floor > 0 and problem.noise_variance is not None:
@@ -140,7 +141,9 @@ def fit(
             if recipe.reg_noise_std > 0:
                 jitter = torch.randn(z.shape, generator=generator, device=z.device)
                 z_in = z + recipe.reg_noise_std * jitter
-            output = net(z_in)[..., : problem.height, : problem.width]
+            with autocast:
+                output = net(z_in)
+            output = output[..., : problem.height, : problem.width].float()
             loss = problem.operator.loss(output, problem.y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

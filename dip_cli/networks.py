@@ -45,8 +45,9 @@ class PointwiseConv(nn.Conv2d):
     the same results up to rounding."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        channels_last = x.dim() == 4 and x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last)
-        if not (channels_last and x.device.type == "cpu" and torch.get_num_threads() == 1):
+        if not (x.device.type == "cpu" and torch.get_num_threads() == 1 and x.dim() == 4 and x.shape[1] > 1):
+            return super().forward(x)
+        if not x.is_contiguous(memory_format=torch.channels_last):
             return super().forward(x)
         rows = x.permute(0, 2, 3, 1)  # (N, H, W, C), contiguous
         return nn.functional.linear(rows, self.weight[:, :, 0, 0], self.bias).permute(0, 3, 1, 2)

@@ -8,7 +8,8 @@ exactly the shape of a preset file, so a run folder's settings can be copied int
     description = "..."
     [network]  kind = "skip" (any registered network) and that builder's options
     [input]    kind ("noise" | "meshgrid"), depth
-    [fit]      iters, lr, reg_noise_std, ema (0 = off), restarts (independent fits averaged)
+    [fit]      iters, lr, reg_noise_std, ema (0 = off), restarts (independent fits averaged),
+               precision ("fp32" | "bf16": the forward pass under bfloat16 autocast)
     [stop]     rule ("auto" | "fixed"), window, patience, warmup, noise_floor
     [tile]     max_side (the largest tile ``--tile auto`` cuts for this preset)
 
@@ -27,6 +28,7 @@ from dip_cli.errors import InputError
 
 TASKS = ("denoise", "inpaint", "jpeg", "sr")
 STOP_RULES = ("auto", "fixed")
+PRECISIONS = ("fp32", "bf16")
 SR_SCALES = (2, 4, 8)  # even factors: the Lanczos kernel then centres exactly (odd ones would shift)
 #: The antialiasing kernels a low-res image may have been made with (``dip sr --kernel``): the
 #: paper's Lanczos-2, and Pillow's / OpenCV's antialiased bicubic, Lanczos-3 and area (box) resizes.
@@ -61,6 +63,9 @@ class FitSettings:
     # Independently seeded fits (seed, seed + 1, ...) whose outputs are averaged: their errors
     # are partly independent, so the mean is closer to the truth; each costs a whole fit.
     restarts: int = 1
+    # "bf16": the network's forward pass under bfloat16 autocast (the loss, the optimiser and the
+    # EMA stay fp32). Faster only where the hardware has bf16 units (recent GPUs, AMX CPUs).
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,7 @@ def validate(s: Settings) -> None:
         (_is_num(f.reg_noise_std) and f.reg_noise_std >= 0, "reg_noise_std must be >= 0"),
         (_is_num(f.ema) and 0 <= f.ema < 1, f"ema must be in [0, 1), got {f.ema!r}"),
         (_is_int(f.restarts) and f.restarts >= 1, f"restarts must be an integer >= 1, got {f.restarts!r}"),
+        (f.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {f.precision!r}"),
         (st.rule in STOP_RULES, f"stop rule must be one of {', '.join(STOP_RULES)}, got {st.rule!r}"),
         (_is_int(st.window) and st.window >= 2, "stop window must be an integer >= 2"),
         (_is_int(st.patience) and st.patience >= 1, "stop patience must be an integer >= 1"),

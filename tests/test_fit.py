@@ -163,3 +163,26 @@ def test_resuming_a_finished_run_returns_its_result_without_stepping(noisy_crop,
     assert torch.equal(again.image, finished.image)
     assert again.stop_reason == finished.stop_reason
     assert again.selected_iteration == finished.selected_iteration
+
+
+def test_bf16_precision_fits_in_bfloat16_and_keeps_the_result_in_float32(noisy_crop):
+    clean, noisy = noisy_crop
+    recipe = Settings(fit=FitSettings(iters=300, ema=0.9, precision="bf16"), stop=StopSettings(rule="fixed"))
+    seen: list[torch.dtype] = []
+    torch.manual_seed(0)
+    net = build_network("skip", 8, 3, **SMALL_NET)
+    net.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    z = make_input("noise", 8, 48, 48, torch.Generator().manual_seed(0))
+    problem = Problem(tensor(noisy), Identity(), 48, 48, None)
+    result = fit(net, z, problem, recipe, generator=torch.Generator().manual_seed(1))
+    assert set(seen) == {torch.bfloat16}  # the forward pass ran under autocast
+    assert result.image.dtype == torch.float32
+    assert psnr(image(result), clean) - psnr(noisy, clean) > 3.0  # and still denoised
+
+
+def test_an_unknown_precision_is_refused():
+    from dip_cli.errors import InputError
+    from dip_cli.settings import validate
+
+    with pytest.raises(InputError, match="precision must be one of fp32, bf16"):
+        validate(Settings(fit=FitSettings(precision="fp16")))

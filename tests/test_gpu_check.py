@@ -1,0 +1,29 @@
+"""The GPU check runs on a CPU too (``--device cpu --quick``): its sections' mechanics, small."""
+
+from __future__ import annotations
+
+import math
+
+from benchmarks.gpu_check import QUICK, big_photo, photo, precision
+
+
+def test_the_photo_is_cut_to_the_size_asked_from_bundled_photos():
+    pixels = photo(300, 200)
+    assert pixels.shape == (200, 300, 3) and pixels.min() >= 0 and pixels.max() <= 1
+    assert not (pixels[:, :44] == pixels[:, 256:]).all()  # blocks of different photos
+
+
+def test_precision_times_both_modes_and_scores_them(tmp_path):
+    rows = precision(QUICK, "cpu", tmp_path, QUICK.slices["precision"])
+    assert [row["what"].rsplit(", ", 1)[1] for row in rows] == ["fp32", "bf16"]
+    assert all(row["ms_per_step"] > 0 and 20 < row["psnr_after"] < 60 for row in rows)
+
+
+def test_the_big_photo_runs_in_a_child_and_reports_its_result(tmp_path):
+    (row,) = big_photo(QUICK, "cpu", tmp_path, 120)
+    assert row["finished"] and math.isfinite(row["gain_db"]) and "pixels" not in row
+
+
+def test_a_big_photo_cut_short_by_its_slice_gives_no_result(tmp_path):
+    (row,) = big_photo(QUICK, "cpu", tmp_path, 0.01)  # ends before the child can report
+    assert "finished" not in row and "gain_db" not in row
