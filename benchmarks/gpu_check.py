@@ -191,7 +191,7 @@ def big_photo(sizes: Sizes, device: str, folder: Path, slice_s: float) -> list[d
     source = jpeg_of(clean, folder)
     report = folder / "big.json"
     context = multiprocessing.get_context("spawn")
-    child = context.Process(target=_restore_big, args=(str(source), device, sizes.big_extra, str(report)))
+    child = context.Process(target=restore_big, args=(str(source), device, sizes.big_extra, str(report)))
     start = time.perf_counter()
     child.start()
     child.join(slice_s)
@@ -208,8 +208,9 @@ def big_photo(sizes: Sizes, device: str, folder: Path, slice_s: float) -> list[d
     return [row]
 
 
-def _restore_big(source: str, device: str, extra: tuple[str, ...], report: str) -> None:
-    """The child: restore through the core, writing done / total / ETA / peak memory as it goes."""
+def restore_big(source: str, device: str, extra: tuple[str, ...], report: str) -> None:
+    """The child's work: restore through the core, writing done / total / ETA / peak memory to
+    ``report`` as it goes, and at the end the result's path."""
     import torch
 
     from dip_cli.io import Picture

@@ -147,12 +147,6 @@ def test_quick_run_writes_results_csv_and_plot(tmp_path):
     assert calls[-1] == (total, total) and all(d <= t for d, t in calls)
 
 
-def test_another_data_set_runs(tmp_path):
-    cfg = replace(ls.Config(), **ls.QUICK, data="breast-cancer", out=tmp_path)
-    result = ls.run(cfg)
-    assert result.settings["data"] == "breast-cancer" and len(result.verdicts) == 3
-
-
 @pytest.mark.parametrize(
     ("given", "message"),
     [

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
-from benchmarks.gpu_check import QUICK, big_photo, photo, precision
+import numpy as np
+
+from benchmarks.gpu_check import QUICK, big_photo, jpeg_of, photo, precision, restore_big
 
 
 def test_the_photo_is_cut_to_the_size_asked_from_bundled_photos():
@@ -19,9 +22,13 @@ def test_precision_times_both_modes_and_scores_them(tmp_path):
     assert all(row["ms_per_step"] > 0 and 20 < row["psnr_after"] < 60 for row in rows)
 
 
-def test_the_big_photo_runs_in_a_child_and_reports_its_result(tmp_path):
-    (row,) = big_photo(QUICK, "cpu", tmp_path, 120)
-    assert row["finished"] and math.isfinite(row["gain_db"]) and "pixels" not in row
+def test_the_big_photo_s_run_reports_its_progress_and_its_result(tmp_path):
+    source = jpeg_of(photo(160, 96), tmp_path)
+    report = tmp_path / "big.json"
+    restore_big(str(source), "cpu", ("--iters", "3", "--tile", "96"), str(report))
+    state = json.loads(report.read_text())
+    assert state["finished"] and math.isnan(state["peak_gpu_gb"])  # no GPU: no GPU memory
+    assert np.load(state["pixels"]).shape == (96, 160, 3)
 
 
 def test_a_big_photo_cut_short_by_its_slice_gives_no_result(tmp_path):
