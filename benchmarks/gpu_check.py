@@ -35,11 +35,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from benchmarks.common import save
+from benchmarks.large_photo import corrupt
 from dip_cli.io import load_image
 from dip_cli.metrics import psnr
+
+QUALITY, SIGMA = 20, 25  # the JPEG's quality, the noise's sigma (8-bit units)
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,13 @@ def photo(width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(np.round(pixels * 255) / 255)
 
 
-def jpeg_of(clean: np.ndarray, folder: Path, quality: int = 20) -> Path:
-    path = folder / "photo.jpg"
-    Image.fromarray(np.uint8(np.round(clean * 255))).save(path, "JPEG", quality=quality)
-    return path
+def jpeg_of(clean: np.ndarray, folder: Path) -> Path:
+    return corrupt(clean, "jpeg", folder, QUALITY, SIGMA)
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def cli(args: list[str], timeout: float) -> tuple[float, int]:
@@ -112,11 +116,13 @@ def cli(args: list[str], timeout: float) -> tuple[float, int]:
 def end_to_end(sizes: Sizes, device: str, folder: Path, slice_s: float) -> list[dict]:
     clean = photo(sizes.side, sizes.side)
     rows = []
-    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape), 0, 1)
-    noisy_png = save(folder / "noisy.png", np.round(noisy * 255) / 255)
-    inputs = {"jpeg": jpeg_of(clean, folder), "denoise": noisy_png}
+    # A folder each: both inputs are named photo.*, and the run folder beside the output is
+    # named after the input.
+    inputs = {
+        task: corrupt(clean, task, _made(folder / task), QUALITY, SIGMA) for task in ("jpeg", "denoise")
+    }
     for task, source in inputs.items():
-        output = folder / f"{task}.png"
+        output = source.with_name("restored.png")
         extra = ["--iters", str(sizes.iters)] if sizes.iters else []
         seconds, code = cli([task, str(source), "-o", str(output), "--device", device, *extra], slice_s / 2)
         before = psnr(load_image(source).pixels, clean)

@@ -18,7 +18,7 @@ import math
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -124,7 +124,9 @@ def fit(
         }
 
     net.train()  # BatchNorm uses the statistics of the one image, as in the paper
-    autocast = torch.autocast(z.device.type, torch.bfloat16, enabled=recipe.precision == "bf16")
+    # bf16: the forward pass under autocast; fp32 enters no context at all in the hot loop.
+    bf16 = recipe.precision == "bf16"
+    autocast = torch.autocast(z.device.type, torch.bfloat16) if bf16 else nullcontext()
     no_reference = torch.tensor(math.nan, device=z.device)  # made once, not every step
     floor = None  # the residual an output must be down to before it can be kept
     if rule.noise_floor > 0 and problem.noise_variance is not None:

@@ -119,6 +119,10 @@ class Settings:
         """What decides the result: everything but the name and the description."""
         data = self.as_dict()
         del data["name"], data["description"]
+        # Keys added after run folders existed are left out at their default, so a run killed
+        # before an upgrade still matches its fingerprint and resumes.
+        if data["fit"]["precision"] == "fp32":
+            del data["fit"]["precision"]
         return data
 
     def with_overrides(self, *, iters: int | None = None, stop: str | None = None) -> Settings:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from benchmarks.gpu_check import QUICK, big_photo, jpeg_of, photo, precision, restore_big
+from benchmarks.gpu_check import QUICK, big_photo, end_to_end, jpeg_of, photo, precision, restore_big
 
 
 def test_the_photo_is_cut_to_the_size_asked_from_bundled_photos():
@@ -34,3 +34,9 @@ def test_the_big_photo_s_run_reports_its_progress_and_its_result(tmp_path):
 def test_a_big_photo_cut_short_by_its_slice_gives_no_result(tmp_path):
     (row,) = big_photo(QUICK, "cpu", tmp_path, 0.01)  # ends before the child can report
     assert "finished" not in row and "gain_db" not in row
+
+
+def test_end_to_end_runs_both_commands_through_the_cli(tmp_path):
+    rows = end_to_end(QUICK, "cpu", tmp_path, 120)
+    assert [row["exit"] for row in rows] == [0, 0]  # each its own folder: no run folder shared
+    assert all(math.isfinite(row["gain_db"]) for row in rows)

@@ -131,3 +131,15 @@ def test_each_super_resolution_scale_gets_its_default_preset():
     from dip_cli.tasks import resolve_settings
 
     assert [resolve_settings("sr", scale=s).name for s in (2, 4, 8)] == ["sr2", "sr4", "sr8"]
+
+
+def test_a_later_key_at_its_default_leaves_the_fingerprint_as_before():
+    """precision came after run folders existed: at fp32 it is not in what decides the result,
+    so a run killed before the upgrade still resumes; bf16 is."""
+    from dataclasses import replace
+
+    plain = Settings()
+    assert "precision" not in plain.essentials()["fit"]
+    assert plain.as_dict()["fit"]["precision"] == "fp32"  # run.json still records it
+    bf16 = replace(plain, fit=replace(plain.fit, precision="bf16"))
+    assert bf16.essentials()["fit"]["precision"] == "bf16"
