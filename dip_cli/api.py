@@ -10,6 +10,11 @@ Options shared by every function:
 
 preset : str, optional
     A built-in preset name (``dip presets`` lists them) or a ``.toml`` file; default: the task's.
+effort : {"fast", "default", "best"}
+    Which of the task's built-in presets runs when ``preset`` is not given: ``fast`` (its
+    ``-fast`` preset: about a third of the default's time), ``default``, or ``best`` (its
+    ``-avg3`` preset: independent fits averaged, three times the time or more). What each
+    gains and costs: ``docs/benchmarks.md`` (effort levels).
 iters : int, optional
     The iteration budget (default: the preset's).
 stop : {"auto", "fixed"}, optional
@@ -61,6 +66,7 @@ def denoise(
     image: np.ndarray,
     *,
     preset: str | None = None,
+    effort: str = "default",
     iters: int | None = None,
     stop: str | None = None,
     seed: int = 0,
@@ -77,7 +83,7 @@ def denoise(
     image : ndarray
         H x W (gray) or H x W x C with C = 1, 2 (gray + alpha), 3 (RGB) or 4 (RGBA);
         uint8, uint16, or float in [0, 1].
-    preset, iters, stop, seed, device, threads, run, progress, tile
+    preset, effort, iters, stop, seed, device, threads, run, progress, tile
         See the module's documentation (``help(dip_cli.api)``).
 
     Returns
@@ -94,7 +100,7 @@ def denoise(
     >>> out.shape, out.dtype
     ((32, 32, 3), dtype('uint8'))
     """
-    choice = _Choice(preset, iters, stop)
+    choice = _Choice(preset, effort, iters, stop)
     options = _run_options(seed, device, threads, run, progress, tile)
     return _restore("denoise", *_as_picture(image), choice, options)
 
@@ -104,6 +110,7 @@ def inpaint(
     mask: np.ndarray,
     *,
     preset: str | None = None,
+    effort: str = "default",
     iters: int | None = None,
     stop: str | None = None,
     seed: int = 0,
@@ -121,7 +128,7 @@ def inpaint(
         As for ``denoise``; the values under unknown pixels are ignored.
     mask : ndarray of bool, H x W
         True (or 1) = known pixel, False (or 0) = fill. Numbers in [0, 1] are thresholded at 0.5.
-    preset, iters, stop, seed, device, threads, run, progress, tile
+    preset, effort, iters, stop, seed, device, threads, run, progress, tile
         See the module's documentation.
 
     Returns
@@ -142,7 +149,7 @@ def inpaint(
     """
     picture, layout = _as_picture(image)
     known = _as_known(mask, (picture.height, picture.width))
-    choice = _Choice(preset, iters, stop)
+    choice = _Choice(preset, effort, iters, stop)
     options = _run_options(seed, device, threads, run, progress, tile)
     return _restore("inpaint", picture, layout, choice, options, known=known)
 
@@ -153,6 +160,7 @@ def sr(
     scale: int = 4,
     kernel: str = "lanczos2",
     preset: str | None = None,
+    effort: str = "default",
     iters: int | None = None,
     stop: str | None = None,
     seed: int = 0,
@@ -174,7 +182,7 @@ def sr(
         The antialiasing kernel the image was made smaller with, if known: the paper's
         Lanczos-2 (default), or the antialiased bicubic, Lanczos-3 or area (box) resize of
         Pillow and OpenCV. The fit compares the input with the result made smaller that way.
-    preset, iters, stop, seed, device, threads, run, progress, tile
+    preset, effort, iters, stop, seed, device, threads, run, progress, tile
         See the module's documentation.
 
     Returns
@@ -193,7 +201,7 @@ def sr(
     from dip_cli.tasks import check_kernel
 
     check_kernel(kernel)
-    choice = _Choice(preset, iters, stop)
+    choice = _Choice(preset, effort, iters, stop)
     options = _run_options(seed, device, threads, run, progress, tile)
     return _restore("sr", *_as_picture(image), choice, options, scale=scale, kernel=kernel)
 
@@ -202,6 +210,7 @@ def jpeg(
     source: str | os.PathLike | bytes | np.ndarray,
     *,
     preset: str | None = None,
+    effort: str = "default",
     iters: int | None = None,
     stop: str | None = None,
     seed: int = 0,
@@ -218,7 +227,7 @@ def jpeg(
     source : path, bytes or ndarray
         A JPEG file, its bytes, or an already decoded image (as for ``denoise``). A file or
         bytes give a uint8 result, 2-D for a grayscale JPEG; EXIF orientation is applied.
-    preset, iters, stop, seed, device, threads, run, progress, tile
+    preset, effort, iters, stop, seed, device, threads, run, progress, tile
         See the module's documentation.
 
     Returns
@@ -238,7 +247,7 @@ def jpeg(
     >>> out.shape, out.dtype
     ((24, 24, 3), dtype('uint8'))
     """
-    choice = _Choice(preset, iters, stop)
+    choice = _Choice(preset, effort, iters, stop)
     options = _run_options(seed, device, threads, run, progress, tile)
     if isinstance(source, str | os.PathLike | bytes | bytearray | memoryview):
         from dip_cli.io import decode_image, load_image
@@ -264,6 +273,7 @@ class _Choice:
     """Which settings: a preset and the caller's overrides."""
 
     preset: str | None
+    effort: str
     iters: int | None
     stop: str | None
 
@@ -301,7 +311,9 @@ def _restore(
 ) -> np.ndarray:
     from dip_cli.tasks import resolve_settings, restore_picture
 
-    settings = resolve_settings(task, choice.preset, iters=choice.iters, stop=choice.stop, scale=scale)
+    settings = resolve_settings(
+        task, choice.preset, iters=choice.iters, stop=choice.stop, scale=scale, effort=choice.effort
+    )
     restored, _record = restore_picture(
         task, picture, settings, options, known=known, scale=scale, kernel=kernel, source=source
     )

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dip_cli.errors import DipError, Interrupted, Terminated, signal_exit_code
-from dip_cli.settings import SR_KERNELS
+from dip_cli.settings import EFFORTS, SR_KERNELS
 
 app = typer.Typer(
     name="dip",
@@ -50,6 +50,7 @@ class Stop(StrEnum):
 
 # The choices come from settings (torch-free), so the CLI and the operator list the same kernels.
 Kernel = StrEnum("Kernel", [(name, name) for name in SR_KERNELS])
+Effort = StrEnum("Effort", [(name, name) for name in EFFORTS])
 
 
 class Device(StrEnum):
@@ -128,6 +129,15 @@ RunDirOpt = Annotated[
 PresetOpt = Annotated[
     str | None,
     typer.Option(help="Preset name (see 'dip presets') or a .toml file (default: the task's name)."),
+]
+EffortOpt = Annotated[
+    Effort,
+    typer.Option(
+        help="How much time to spend, when no --preset is given: fast runs the task's -fast preset "
+        "(about a third of the default's time, some of its gain), default the task's preset, best its "
+        "-avg3 preset (independent fits averaged: three times the time or more). Each command's help "
+        "and docs/benchmarks.md say what each level gained and took.",
+    ),
 ]
 ItersOpt = Annotated[int | None, typer.Option(min=1, help="Iteration budget (default: the preset's).")]
 StopOpt = Annotated[
@@ -248,7 +258,7 @@ class _BatchChoice:
 
 
 def _request(task: str, input_path: Path, *, seed, device, threads, save_every, tile, run_dir, resume, overwrite,
-             stop, kernel=None, **choices):  # fmt: skip
+             stop, effort, kernel=None, **choices):  # fmt: skip
     """The command line as a ``RestoreRequest``; its ``RunOptions`` check the run options once."""
     from dip_cli.options import RunOptions
     from dip_cli.restore import RestoreRequest
@@ -259,20 +269,23 @@ def _request(task: str, input_path: Path, *, seed, device, threads, save_every, 
     )  # fmt: skip
     kernel = kernel.value if kernel is not None else "lanczos2"
     stop = stop.value if stop else None
-    return RestoreRequest(task=task, input=input_path, stop=stop, kernel=kernel, options=options, **choices)
+    return RestoreRequest(
+        task=task, input=input_path, stop=stop, kernel=kernel, effort=effort.value, options=options, **choices
+    )
 
 
 def _restore_one(request, batch: _BatchChoice, quiet: bool, as_json: bool) -> None:
     from dip_cli.errors import InputError
     from dip_cli.report import ProgressDisplay, results_json, summary_lines
     from dip_cli.restore import restore
-    from dip_cli.tasks import jpeg_outlook
+    from dip_cli.tasks import effort_preset, jpeg_outlook
 
     if batch.reference_dir is not None:
         raise InputError("--reference-dir is for batches (folders or several images); use --reference")
     if batch.ray is not None:
         raise InputError("--ray is for batches (folders or several images); one image runs here")
-    if request.task == "jpeg" and not quiet and (outlook := jpeg_outlook(request.input)):
+    preset = request.preset or effort_preset(request.task, request.scale, request.effort)
+    if request.task == "jpeg" and not quiet and (outlook := jpeg_outlook(request.input, preset)):
         stderr.print(
             f"[dim]{escape(request.input.name)}: {escape(outlook)}[/]", highlight=False, soft_wrap=True
         )
@@ -355,6 +368,7 @@ def denoise(
     inputs: InputsArg,
     output: OutputOpt = None,
     preset: PresetOpt = None,
+    effort: EffortOpt = Effort("default"),
     iters: ItersOpt = None,
     stop: StopOpt = None,
     seed: SeedOpt = 0,
@@ -378,11 +392,11 @@ def denoise(
 ) -> None:
     """Remove noise from a photo.
 
-    The network reproduces the image before the noise; dip stops automatically (ES-WMV) when its outputs settle, once they differ from the photo by no more than the noise it estimates there, and saves the smoothed output. Good at noise of unknown level or kind: dip needs no noise model. For Gaussian noise of a known level, CBM3D (the bm3d package) is still somewhat better and far faster; --preset denoise-avg3 (three fits averaged) comes within 0.5 dB of it at three times the time. Examples:
+    The network reproduces the image before the noise; dip stops automatically (ES-WMV) when its outputs settle, once they differ from the photo by no more than the noise it estimates there, and saves the smoothed output. Good at noise of unknown level or kind: dip needs no noise model. For Gaussian noise of a known level, CBM3D (the bm3d package) is still better and far faster. --effort best (denoise-avg3, three fits averaged) comes closer to it at three times the time; --effort fast caps the budget at 1000 iterations (128 px crops: 50-60 s each for +7.89 dB where the default took 50-173 s for +8.19; texture loses most). Examples:
 
         dip denoise photo.jpg                 # -> photo.restored.png
 
-        dip denoise photo.jpg --preset denoise-avg3
+        dip denoise photo.jpg --effort best
 
         dip denoise photo.jpg --reference clean.png --json
 
@@ -396,6 +410,7 @@ def jpeg(
     inputs: InputsArg,
     output: OutputOpt = None,
     preset: PresetOpt = None,
+    effort: EffortOpt = Effort("default"),
     iters: ItersOpt = None,
     stop: StopOpt = None,
     seed: SeedOpt = 0,
@@ -419,13 +434,13 @@ def jpeg(
 ) -> None:
     """Remove JPEG artifacts (blocks, ringing) from a compressed photo.
 
-    For a JPEG file dip reads what the file holds (its DCT coefficients, quantization tables and chroma subsampling) and fits the network so that its output, compressed the way the file was, gives those coefficients; chroma is compared at its stored resolution. The result is the mean of that fit, a classical decode of the file (total variation lowered inside the file's quantization box) and the plain decode, moved into the box. dip says the file's quality and what to expect at it. On photo crops at qualities 10-75 it gained more over the JPEG on average than jpeg2png and jpegqs, and made none worse; those take a second where dip takes a minute or more, and jpeg2png is ahead on smooth areas at quality 10. A PNG of a decoded JPEG is fitted pixel by pixel instead (less gain; dip says so). --preset jpeg-avg3 averages three fits from independent seeds, at three times the time. Examples:
+    For a JPEG file dip reads what the file holds (its DCT coefficients, quantization tables and chroma subsampling) and fits the network so that its output, compressed the way the file was, gives those coefficients; chroma is compared at its stored resolution. The result is the mean of that fit, a classical decode of the file (total variation lowered inside the file's quantization box) and the plain decode, moved into the box. dip says the file's quality and what to expect at it. On photo crops at qualities 10-75 it gained more over the JPEG on average than jpeg2png and jpegqs, and made none worse; those take a second where dip takes a minute or more, and jpeg2png is ahead on smooth areas at quality 10. A PNG of a decoded JPEG is fitted pixel by pixel instead (less gain; dip says so). Time: a 1 MP photo (quality 10) took 7.9 min with --effort fast for +0.84 dB, and about three times that with the default for +1.15 dB (2 cores of an AVX-512 CPU); --effort best (jpeg-avg3) averages three fits from independent seeds, at three times the default's time. Examples:
 
         dip jpeg scan.jpg -o scan.clean.png
 
-        dip jpeg scan.jpg --preset jpeg-avg3
+        dip jpeg scan.jpg --effort best       # three fits averaged: three times the time
 
-        dip jpeg scans/ -r -o clean/          # a folder tree; rerun to resume, exit 3 if some failed
+        dip jpeg scans/ -r -o clean/ --effort fast   # a folder tree; rerun to resume, exit 3 if some failed
 
     More: docs/jpeg.md.
     """
@@ -445,6 +460,7 @@ def inpaint(
     invert_mask: Annotated[bool, typer.Option("--invert-mask", help="Swap keep and fill.")] = False,
     output: OutputOpt = None,
     preset: PresetOpt = None,
+    effort: EffortOpt = Effort("default"),
     iters: ItersOpt = None,
     stop: StopOpt = None,
     seed: SeedOpt = 0,
@@ -468,7 +484,7 @@ def inpaint(
 ) -> None:
     """Fill in missing pixels (text, scratches, holes) marked by a mask.
 
-    The loss sees only the kept pixels; the network's structure invents the rest. Kept pixels are copied to the output unchanged. Good at text, scratches and scattered missing pixels (well above biharmonic inpainting); large holes come out smooth and plausible rather than detailed. Example:
+    The loss sees only the kept pixels; the network's structure invents the rest. Kept pixels are copied to the output unchanged. Good at text, scratches and scattered missing pixels (well above biharmonic inpainting); large holes come out smooth and plausible rather than detailed. --effort fast runs a third of the iterations (photo crops with scratches: half the gain over biharmonic, in a third of the time); --effort best averages three fits (not measured). Example:
 
         dip inpaint photo.png --mask scratches.png
 
@@ -498,6 +514,7 @@ def sr(
     ] = Kernel("lanczos2"),
     output: OutputOpt = None,
     preset: PresetOpt = None,
+    effort: EffortOpt = Effort("default"),
     iters: ItersOpt = None,
     stop: StopOpt = None,
     seed: SeedOpt = 0,
@@ -521,13 +538,13 @@ def sr(
 ) -> None:
     """Super-resolve an image: the output is SCALE times larger.
 
-    The network's output, passed through a fixed antialiasing downsampler (the paper's Lanczos-2, or with --kernel the resize your image was made with), is fitted to the input; the network's structure supplies the missing detail. Good at edges, lines and smooth shading, well above bicubic there; it cannot bring back texture finer than the input's pixels (fur, fine stripes), where it is only level with bicubic. Presets sr4 (default), sr2 and sr8 (used for --scale 2 and 8); sr4-avg3, three fits of 4000 iterations averaged: about +0.3 dB and a little more of the fur, at six times the time; and the paper's sr4-paper / sr8-paper. Examples:
+    The network's output, passed through a fixed antialiasing downsampler (the paper's Lanczos-2, or with --kernel the resize your image was made with), is fitted to the input; the network's structure supplies the missing detail. Good at edges, lines and smooth shading, well above bicubic there; it cannot bring back texture finer than the input's pixels (fur, fine stripes), where it is only level with bicubic. Presets sr4 (default), sr2 and sr8 (used for --scale 2 and 8); --effort best (sr4-avg3 at x4), three fits of 4000 iterations averaged: about +0.3 dB and a little more of the fur, at six times the time; --effort fast, a third of the iterations, is for a quick look only (at x4 it fell 0.32 dB below bicubic on average); and the paper's sr4-paper / sr8-paper. Examples:
 
         dip sr small.png --scale 4            # -> small.restored.png, 4x the size
 
         dip sr thumb.png --kernel area        # made smaller by averaging pixels (box)
 
-        dip sr small.png --preset sr4-avg3    # best quality, six times the time
+        dip sr small.png --effort best        # best quality, six times the time
 
     More: docs/benchmarks.md (quality) and docs/how-it-works.md (kernels).
     """

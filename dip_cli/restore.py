@@ -33,6 +33,7 @@ class RestoreRequest:
     input: Path
     output: Path | None = None  # default: STEM.restored.png beside the input
     preset: str | None = None
+    effort: str = "default"  # which of the task's built-in presets, when no preset is named
     iters: int | None = None
     stop: str | None = None
     mask: str | None = None  # a path, or "alpha"
@@ -74,7 +75,12 @@ def check_request(request: RestoreRequest) -> Settings:
 
     check_kernel(request.kernel)
     settings = resolve_settings(
-        request.task, request.preset, iters=request.iters, stop=request.stop, scale=request.scale
+        request.task,
+        request.preset,
+        iters=request.iters,
+        stop=request.stop,
+        scale=request.scale,
+        effort=request.effort,
     )
     check_settings(settings)
     resources.resolve_device(request.options.device)

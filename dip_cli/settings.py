@@ -29,6 +29,11 @@ from dip_cli.errors import InputError
 TASKS = ("denoise", "inpaint", "jpeg", "sr")
 STOP_RULES = ("auto", "fixed")
 PRECISIONS = ("fp32", "bf16")
+#: ``--effort``: which of a task's built-in presets runs. ``default`` is the task's preset,
+#: ``fast`` its ``-fast`` preset (about a third of the time), ``best`` its ``-avg3`` preset
+#: (independent fits averaged, three times the time or more).
+EFFORTS = ("fast", "default", "best")
+EFFORT_SUFFIXES = {"fast": "-fast", "default": "", "best": "-avg3"}
 SR_SCALES = (2, 4, 8)  # even factors: the Lanczos kernel then centres exactly (odd ones would shift)
 #: The antialiasing kernels a low-res image may have been made with (``dip sr --kernel``): the
 #: paper's Lanczos-2, and Pillow's / OpenCV's antialiased bicubic, Lanczos-3 and area (box) resizes.

@@ -21,7 +21,7 @@ from dip_cli.io import Picture
 from dip_cli.options import RunOptions
 from dip_cli.presets import load_preset
 from dip_cli.provenance import Record
-from dip_cli.settings import SR_KERNELS, SR_SCALES, STOP_RULES, Settings
+from dip_cli.settings import EFFORT_SUFFIXES, EFFORTS, SR_KERNELS, SR_SCALES, STOP_RULES, Settings
 
 
 @dataclass(frozen=True)
@@ -92,33 +92,51 @@ TASK_TABLE: dict[str, Task] = {
 }
 
 
-#: What ``dip jpeg``'s defaults gained over the JPEG, mean of the 8 photo crops of
-#: ``python -m benchmarks.versus --tasks jpeg`` (128 px, 2026-12-06), per chroma subsampling and
-#: measured quality, and the best classical decoder there (jpegqs or jpeg2png) with its gain.
+#: What ``dip jpeg`` gained over the JPEG with a built-in preset, mean of the 8 photo crops of
+#: ``python -m benchmarks.versus --tasks jpeg`` (128 px), per chroma subsampling and measured
+#: quality, and the best classical decoder there (jpegqs or jpeg2png) with its gain. ``jpeg``:
+#: 2026-12-06; ``jpeg-fast`` (``--effort fast``): 2026-12-07, 4:2:0 only.
 JPEG_OUTLOOK = {
-    "4:2:0": {10: (0.66, "jpeg2png", 0.48), 20: (0.77, "jpeg2png", 0.29), 30: (0.81, "jpegqs -q 6", 0.16),
-              50: (0.72, "jpegqs -q 6", 0.05), 75: (0.64, "jpegqs -q 6", -0.27)},
-    "4:4:4": {10: (0.83, "jpeg2png", 0.79), 20: (1.05, "jpeg2png", 0.44), 30: (1.06, "jpegqs -q 6", 0.39),
-              50: (0.94, "jpegqs -q 6", 0.32), 75: (0.82, "jpegqs -q 6", -0.02)},
+    "jpeg": {
+        "4:2:0": {10: (0.66, "jpeg2png", 0.48), 20: (0.77, "jpeg2png", 0.29), 30: (0.81, "jpegqs -q 6", 0.16),
+                  50: (0.72, "jpegqs -q 6", 0.05), 75: (0.64, "jpegqs -q 6", -0.27)},
+        "4:4:4": {10: (0.83, "jpeg2png", 0.79), 20: (1.05, "jpeg2png", 0.44), 30: (1.06, "jpegqs -q 6", 0.39),
+                  50: (0.94, "jpegqs -q 6", 0.32), 75: (0.82, "jpegqs -q 6", -0.02)},
+    },
+    "jpeg-fast": {
+        "4:2:0": {10: (0.82, "jpeg2png", 0.48), 20: (0.68, "jpeg2png", 0.29), 30: (0.59, "jpegqs -q 6", 0.16),
+                  50: (0.60, "jpegqs -q 6", 0.05), 75: (0.50, "jpegqs -q 6", -0.27)},
+    },
 }  # fmt: skip
 
 
-def jpeg_outlook(source: Path | bytes) -> str | None:
-    """What to expect for this JPEG file: its estimated quality and what dip and the best
-    classical decoder gained at the nearest quality measured; None for a file dip cannot model."""
+def jpeg_outlook(source: Path | bytes, preset: str = "jpeg") -> str | None:
+    """What to expect for this JPEG file: its estimated quality and, where ``preset`` was
+    measured at its chroma subsampling, what dip and the best classical decoder gained at the
+    nearest quality measured; None for a file dip cannot model."""
     from dip_cli.jpeg_file import read_jpeg
 
     jpeg = read_jpeg(source)
-    table = JPEG_OUTLOOK.get(jpeg.subsampling) if jpeg is not None else None
-    if not table:
+    if jpeg is None:
         return None
-    quality = jpeg.quality
+    quality, about = jpeg.quality, f"a quality-{jpeg.quality} JPEG ({jpeg.subsampling})"
+    table = JPEG_OUTLOOK.get(preset, {}).get(jpeg.subsampling)
+    if not table:
+        return f"{about}; what preset {preset} gains at it has not been measured"
     nearest = min(table, key=lambda measured: abs(measured - quality))
     dip, anchor, anchor_gain = table[nearest]
     return (
-        f"a quality-{quality} JPEG ({jpeg.subsampling}). On photo crops at quality {nearest} dip gained "
-        f"{dip:+.2f} dB over the JPEG on average, {anchor} {anchor_gain:+.2f} dB (docs/benchmarks.md)"
+        f"{about}. On photo crops at quality {nearest} dip ({preset}) gained {dip:+.2f} dB over the JPEG "
+        f"on average, {anchor} {anchor_gain:+.2f} dB (docs/benchmarks.md)"
     )
+
+
+def effort_preset(task: str, scale: int | None = None, effort: str = "default") -> str:
+    """The built-in preset ``--effort`` runs for this task (and ``sr``'s scale): the task's
+    default preset, or its ``-fast`` or ``-avg3`` sibling (``settings.EFFORT_SUFFIXES``)."""
+    if effort not in EFFORTS:
+        raise InputError(f"effort must be one of {', '.join(EFFORTS)}, got {effort!r}")
+    return TASK_TABLE[task].default_preset(scale) + EFFORT_SUFFIXES[effort]
 
 
 def resolve_settings(
@@ -128,15 +146,21 @@ def resolve_settings(
     iters: int | None = None,
     stop: str | None = None,
     scale: int | None = None,
+    effort: str | None = None,
 ) -> Settings:
-    """The task's preset (or the one named) with the overrides, every value checked."""
+    """The task's preset for ``effort`` (or the one named) with the overrides, every value checked."""
     if task == "sr" and scale not in SR_SCALES:
         raise InputError(f"scale {scale!r} is not supported; use one of {', '.join(map(str, SR_SCALES))}")
+    if preset is not None and effort not in (None, "default"):
+        raise InputError(
+            f"give --preset or --effort, not both: --effort {effort} runs the preset "
+            f"{effort_preset(task, scale, effort)}"
+        )
     if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 1):
         raise InputError(f"iters must be an integer >= 1, got {iters!r}")
     if stop is not None and stop not in STOP_RULES:
         raise InputError(f"stop must be one of {', '.join(STOP_RULES)}, got {stop!r}")
-    settings = load_preset(preset or TASK_TABLE[task].default_preset(scale))
+    settings = load_preset(preset or effort_preset(task, scale, effort or "default"))
     return settings.with_overrides(iters=iters, stop=stop)
 
 

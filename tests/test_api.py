@@ -159,6 +159,11 @@ GOOD = np.zeros((16, 16, 3), np.uint8)
         (lambda: dip_cli.denoise(GOOD, iters=0), "iters must be an integer >= 1, got 0"),
         (lambda: dip_cli.denoise(GOOD, stop="never"), "stop must be one of auto, fixed, got 'never'"),
         (lambda: dip_cli.denoise(GOOD, preset="nope"), "unknown preset 'nope'"),
+        (lambda: dip_cli.denoise(GOOD, effort="max"), "effort must be one of fast, default, best, got 'max'"),
+        (
+            lambda: dip_cli.jpeg(GOOD, preset="jpeg", effort="fast"),
+            "give --preset or --effort, not both: --effort fast runs the preset jpeg-fast",
+        ),
         (
             lambda: dip_cli.denoise(GOOD, device="gpu"),
             "device must be one of auto, cpu, cuda, mps, got 'gpu'",

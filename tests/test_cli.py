@@ -230,6 +230,16 @@ def test_unknown_preset_and_bad_option_values(cli, noisy_image):
     expect_error(cli("denoise", noisy, "--iters", "0"), "--iters")
     expect_error(cli("denoise", noisy, "--device", "tpu"), "--device")
     expect_error(cli("denoise", noisy, "--stop", "never"), "--stop")
+    expect_error(cli("denoise", noisy, "--effort", "max"), "--effort")
+    expect_error(cli("denoise", noisy, "--preset", "denoise", "--effort", "best"), "not both")
+
+
+def test_effort_picks_the_tasks_preset_and_the_overrides_still_apply(cli, noisy_image):
+    noisy, _ = noisy_image
+    code, out, err = cli("denoise", noisy, "--effort", "fast", "--iters", "3", "--json", "--quiet")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["preset"] == "denoise-fast" and result["iterations"] == 3
 
 
 def test_unavailable_device_is_explained(cli, noisy_image):

@@ -306,12 +306,18 @@ def test_dip_jpeg_says_what_to_expect_at_the_file_s_quality(cli, tmp_path):
     from dip_cli.tasks import JPEG_OUTLOOK, jpeg_outlook
 
     data = encode(real_crop("coffee", 32), 30, MODES["4:2:0"])
-    dip, anchor, gain = JPEG_OUTLOOK["4:2:0"][30]
+    dip, anchor, gain = JPEG_OUTLOOK["jpeg"]["4:2:0"][30]
     outlook = jpeg_outlook(data)
     assert "quality-30 JPEG (4:2:0)" in outlook and f"{dip:+.2f} dB" in outlook
     assert f"{anchor} {gain:+.2f} dB" in outlook
     assert jpeg_outlook(b"not a jpeg") is None
+    assert "dip (jpeg-fast) gained" in jpeg_outlook(data, "jpeg-fast")
+    assert jpeg_outlook(data, "jpeg-avg3").endswith("what preset jpeg-avg3 gains at it has not been measured")
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)
-    code, _, err = cli("jpeg", path, "--iters", "2", "--threads", "1")
-    assert code == 0 and "photo.jpg: a quality-30 JPEG" in " ".join(err.split()), err
+    code, _, err = cli("jpeg", path, "--effort", "fast", "--iters", "2", "--threads", "1")
+    assert (
+        code == 0
+        and "photo.jpg: a quality-30 JPEG (4:2:0). On photo crops at quality 30 dip (jpeg-fast)"
+        in " ".join(err.split())
+    ), err

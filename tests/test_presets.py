@@ -8,7 +8,8 @@ import pytest
 
 from dip_cli.errors import InputError
 from dip_cli.presets import all_presets, builtin_names, load_preset
-from dip_cli.settings import Settings
+from dip_cli.settings import EFFORTS, Settings
+from dip_cli.tasks import resolve_settings
 
 
 def test_every_builtin_preset_loads_and_each_task_has_a_default_and_a_paper_preset():
@@ -58,6 +59,20 @@ def test_presets_hold_their_documented_settings(name, expected):
     for key, value in expected.items():
         table, entry = key.split(".")
         assert settings[table][entry] == value, key
+
+
+TASK_SCALES = [("denoise", None), ("jpeg", None), ("inpaint", None), ("sr", 2), ("sr", 4), ("sr", 8)]
+
+
+@pytest.mark.parametrize(("task", "scale"), TASK_SCALES)
+def test_every_effort_level_of_every_task_is_a_builtin_preset_that_spends_more_from_fast_to_best(task, scale):
+    levels = {effort: resolve_settings(task, scale=scale, effort=effort) for effort in EFFORTS}
+    assert levels["default"] == resolve_settings(task, scale=scale)
+    assert {s.task for s in levels.values()} == {task}
+    steps = {effort: s.fit.iters * s.fit.restarts for effort, s in levels.items()}
+    assert steps["fast"] * 2 <= steps["default"] < steps["best"]
+    fast, default = levels["fast"], levels["default"]
+    assert fast.network == default.network and fast.input == default.input  # fewer steps of the same fit
 
 
 def test_unknown_preset_lists_the_builtins():
