@@ -62,6 +62,27 @@ def mosaic(width: int = 2 * SIDE, height: int = 2 * SIDE) -> np.ndarray:
     return np.round(pixels * 255) / 255
 
 
+def other_photo() -> np.ndarray:
+    """A second 1024 x 1024 photo of other content, for settings chosen on ``mosaic``: rows of
+    real photos, none upscaled, with more texture (scikit-image's coffee, the paper's library,
+    its zebra, the cameraman, grass and gravel); 8-bit values."""
+    from skimage import data
+
+    def rgb(pixels: np.ndarray) -> np.ndarray:
+        pixels = pixels.astype(np.float32) / 255.0 if pixels.dtype == np.uint8 else pixels
+        return np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels[..., :3]
+
+    library = load_image(DATA / "inpainting/library.png").pixels
+    zebra = load_image(DATA / "sr/zebra_GT.png").pixels
+    rows = [
+        [rgb(data.coffee()), library[:400, :424]],  # 400 px tall: 600 + 424 wide
+        [zebra[:388, :584], rgb(data.camera())[:388, :440]],  # 388 px: 584 + 440
+        [rgb(data.grass())[:236], rgb(data.gravel())[:236]],  # 236 px: 512 + 512
+    ]
+    pixels = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+    return np.round(pixels * 255) / 255
+
+
 def parse_size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(part) for part in text.lower().split("x"))
@@ -130,11 +151,15 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--size", type=parse_size, default=(2 * SIDE, 2 * SIDE), help="WIDTHxHEIGHT")
     parser.add_argument(
+        "--photo", choices=("four", "other"), default="four",
+        help="four: the four 512 px photos (repeated to --size); other: the 1 MP photo of other content",
+    )  # fmt: skip
+    parser.add_argument(
         "--keep", type=Path, help="keep the photo, the result and the run folder here (-- --resume continues)"
     )
     parser.add_argument("extra", nargs="*", help="more dip options, after --, e.g. -- --iters 1200")
     args = parser.parse_args()
-    clean = mosaic(*args.size)
+    clean = mosaic(*args.size) if args.photo == "four" else other_photo()
     with tempfile.TemporaryDirectory() as temp:
         folder = args.keep or Path(temp)
         folder.mkdir(parents=True, exist_ok=True)
