@@ -278,13 +278,13 @@ def _restore_one(request, batch: _BatchChoice, quiet: bool, as_json: bool) -> No
     from dip_cli.errors import InputError
     from dip_cli.report import ProgressDisplay, results_json, summary_lines
     from dip_cli.restore import restore
-    from dip_cli.tasks import effort_preset, jpeg_outlook
+    from dip_cli.tasks import jpeg_outlook, preset_name
 
     if batch.reference_dir is not None:
         raise InputError("--reference-dir is for batches (folders or several images); use --reference")
     if batch.ray is not None:
         raise InputError("--ray is for batches (folders or several images); one image runs here")
-    preset = request.preset or effort_preset(request.task, request.scale, request.effort)
+    preset = preset_name(request.task, request.preset, request.scale, request.effort)  # conflicts fail here
     if request.task == "jpeg" and not quiet and (outlook := jpeg_outlook(request.input, preset)):
         stderr.print(
             f"[dim]{escape(request.input.name)}: {escape(outlook)}[/]", highlight=False, soft_wrap=True

@@ -139,6 +139,16 @@ def effort_preset(task: str, scale: int | None = None, effort: str = "default") 
     return TASK_TABLE[task].default_preset(scale) + EFFORT_SUFFIXES[effort]
 
 
+def preset_name(task: str, preset: str | None, scale: int | None, effort: str = "default") -> str:
+    """The preset a run uses: the one named (a built-in name or a file), else ``effort``'s."""
+    if preset is not None and effort != "default":
+        raise InputError(
+            f"give --preset or --effort, not both: --effort {effort} runs the preset "
+            f"{effort_preset(task, scale, effort)}"
+        )
+    return preset or effort_preset(task, scale, effort)
+
+
 def resolve_settings(
     task: str,
     preset: str | None = None,
@@ -146,21 +156,16 @@ def resolve_settings(
     iters: int | None = None,
     stop: str | None = None,
     scale: int | None = None,
-    effort: str | None = None,
+    effort: str = "default",
 ) -> Settings:
     """The task's preset for ``effort`` (or the one named) with the overrides, every value checked."""
     if task == "sr" and scale not in SR_SCALES:
         raise InputError(f"scale {scale!r} is not supported; use one of {', '.join(map(str, SR_SCALES))}")
-    if preset is not None and effort not in (None, "default"):
-        raise InputError(
-            f"give --preset or --effort, not both: --effort {effort} runs the preset "
-            f"{effort_preset(task, scale, effort)}"
-        )
     if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 1):
         raise InputError(f"iters must be an integer >= 1, got {iters!r}")
     if stop is not None and stop not in STOP_RULES:
         raise InputError(f"stop must be one of {', '.join(STOP_RULES)}, got {stop!r}")
-    settings = load_preset(preset or effort_preset(task, scale, effort or "default"))
+    settings = load_preset(preset_name(task, preset, scale, effort))
     return settings.with_overrides(iters=iters, stop=stop)
 
 
