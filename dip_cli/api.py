@@ -122,6 +122,9 @@ def inpaint(
 ) -> np.ndarray:
     """Fill in the unknown pixels of an image; the known ones are returned unchanged.
 
+    Each filled pixel is three parts the network's fill and one part a biharmonic fill
+    (scikit-image's ``inpaint_biharmonic``), whose errors differ from the network's.
+
     Parameters
     ----------
     image : ndarray

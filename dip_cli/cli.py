@@ -484,7 +484,7 @@ def inpaint(
 ) -> None:
     """Fill in missing pixels (text, scratches, holes) marked by a mask.
 
-    The loss sees only the kept pixels; the network's structure invents the rest. Kept pixels are copied to the output unchanged. Good at text, scratches and scattered missing pixels (well above biharmonic inpainting); large holes come out smooth and plausible rather than detailed. --effort fast runs a third of the iterations (photo crops with scratches: half the gain over biharmonic, in a third of the time); --effort best averages three fits (not measured). Example:
+    The loss sees only the kept pixels; the network's structure invents the rest. Kept pixels are copied to the output unchanged; each hole pixel is three parts the network's fill and one part a biharmonic fill (photo crops with scratches: +1.0 dB over biharmonic alone on average; the network alone +0.7, and further behind it on smooth areas). Good at text, scratches and scattered missing pixels (well above biharmonic inpainting); large holes come out smooth and plausible rather than detailed. --effort fast runs a third of the iterations (photo crops with scratches: 70% of the gain over biharmonic, in a third of the time); --effort best averages three fits (not measured). Example:
 
         dip inpaint photo.png --mask scratches.png
 

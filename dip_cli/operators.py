@@ -101,13 +101,28 @@ class Frame(NamedTuple):
 
 
 class Mask(Operator):
-    """Inpainting: only the known pixels (mask = 1) are observed."""
+    """Inpainting: only the known pixels (mask = 1) are observed.
 
-    def __init__(self, known: torch.Tensor) -> None:
+    ``finish`` keeps the known pixels exactly; with ``blend`` (the default) it fills the holes
+    with ``FIT_WEIGHT`` x the fit + the rest x a classical fill of the same holes (scikit-image's
+    biharmonic inpainting), whose errors differ from the network's: the fit carries structure
+    across a hole, the biharmonic fill does not add texture where the photo is smooth.
+    """
+
+    #: The fit's share of each hole pixel. Scratches over 128 px crops: on the eight of
+    #: ``benchmarks.versus`` the fit alone gained +0.69 dB over biharmonic and 0.75 of it +1.02
+    #: (0.5: +0.98); held out, on eight other photo crops (``benchmarks.jpeg_quality``'s), +1.33
+    #: against +1.52 (0.5: +1.31), with no crop left below biharmonic (the fit alone: one). Where
+    #: the fit is far ahead (the paper's text, large holes and 50% missing pixels, +3.2 to +5.6
+    #: dB) the blend gave back 0.2 dB on average, 1.0 on the missing pixels.
+    FIT_WEIGHT = 0.75
+
+    def __init__(self, known: torch.Tensor, *, blend: bool = True) -> None:
         super().__init__()
         # (1, 1, H, W) float in {0, 1}; broadcast over colour channels.
         self.register_buffer("known", known.float().reshape(1, 1, *known.shape[-2:]))
         self.register_buffer("count", self.known.sum())
+        self.blend = blend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.known
@@ -118,9 +133,23 @@ class Mask(Operator):
 
     def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # Known pixels are facts: keep them exactly, use the network only to fill the holes.
-        return torch.where(self.known.bool(), y, x)
+        known = self.known.bool()
+        if self.blend and not known.all():
+            x = self.FIT_WEIGHT * x + (1 - self.FIT_WEIGHT) * self.classical_fill(y)
+        return torch.where(known, y, x)
+
+    def classical_fill(self, y: torch.Tensor) -> torch.Tensor:
+        """The holes of ``y`` filled by biharmonic inpainting (scikit-image), the known pixels kept."""
+        from skimage.restoration import inpaint_biharmonic
+
+        holes = ~self.known[0, 0].bool().cpu().numpy()
+        filled = inpaint_biharmonic(to_pixels(y), holes, channel_axis=-1)
+        return to_tensor(np.clip(filled, 0, 1)).to(y.device)
 
     def finish_description(self) -> str:
+        if self.blend:
+            share = round(100 * self.FIT_WEIGHT)
+            return f"the known pixels put back; the holes {share}% the fit, {100 - share}% biharmonic fill"
         return "the known pixels put back"
 
     def crop(self, y: np.ndarray, top: int, left: int, height: int, width: int):
@@ -132,7 +161,7 @@ class Mask(Operator):
                 f"the {width}x{height} tile at ({left}, {top}) has no known pixels to fit: give a "
                 "larger --tile (it needs known pixels around the hole) or --tile off"
             )
-        return y[top : top + height, left : left + width], Mask(known)
+        return y[top : top + height, left : left + width], Mask(known, blend=self.blend)
 
 
 class Downsample(Operator):

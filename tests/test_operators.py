@@ -153,5 +153,21 @@ def test_mask_finish_puts_the_known_pixels_back_exactly():
     known = torch.zeros(1, 1, 3, 3)
     known[..., 1, :] = 1
     y, x = torch.rand(1, 3, 3, 3), torch.rand(1, 3, 3, 3)
-    out = Mask(known).finish(x, y)
-    assert torch.equal(out[..., 1, :], y[..., 1, :]) and torch.equal(out[..., 0, :], x[..., 0, :])
+    for blend in (True, False):
+        assert torch.equal(Mask(known, blend=blend).finish(x, y)[..., 1, :], y[..., 1, :])
+    assert torch.equal(Mask(known, blend=False).finish(x, y)[..., 0, :], x[..., 0, :])
+
+
+def test_mask_finish_blends_the_fit_with_a_biharmonic_fill_in_the_holes():
+    ramp = torch.linspace(0.1, 0.9, 16).expand(1, 3, 16, 16).contiguous()  # biharmonic fills it exactly
+    known = torch.ones(1, 1, 16, 16)
+    known[..., 5:11, 4:12] = 0
+    holes = ~known.bool().expand(1, 3, 16, 16)
+    mask, fit = Mask(known), torch.rand(1, 3, 16, 16)
+    fill = mask.classical_fill(ramp * known)  # what the holes held does not matter
+    assert torch.allclose(fill, ramp, atol=1e-4)
+    out = mask.finish(fit, ramp * known)
+    expected = mask.FIT_WEIGHT * fit + (1 - mask.FIT_WEIGHT) * fill
+    assert 0 < mask.FIT_WEIGHT < 1 and torch.allclose(out[holes], expected[holes], atol=1e-6)
+    assert "biharmonic" in mask.finish_description()
+    assert Mask(known, blend=False).crop(np.zeros((16, 16, 3)), 0, 0, 8, 8)[1].blend is False
