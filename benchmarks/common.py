@@ -140,9 +140,10 @@ def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray | None:
 
 
 def biharmonic(corrupted: np.ndarray, known: np.ndarray) -> np.ndarray:
-    from skimage.restoration import inpaint_biharmonic
+    """The classical anchor for inpainting: scikit-image's biharmonic fill (dip's own finish uses it too)."""
+    from dip_cli.operators import biharmonic_fill
 
-    return np.clip(inpaint_biharmonic(corrupted, ~known, channel_axis=-1), 0, 1).astype(np.float32)
+    return biharmonic_fill(corrupted, known)
 
 
 def bicubic(low: np.ndarray, scale: int) -> np.ndarray:

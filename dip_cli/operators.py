@@ -100,6 +100,15 @@ class Frame(NamedTuple):
     to_display: Callable[[np.ndarray], np.ndarray]  # a result, back as shown
 
 
+def biharmonic_fill(pixels: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The classical inpainting: the pixels where ``known`` is False, (H, W, C) in [0, 1], filled
+    by scikit-image's biharmonic inpainting; the known pixels kept."""
+    from skimage.restoration import inpaint_biharmonic
+
+    filled = inpaint_biharmonic(pixels, ~known, channel_axis=-1)
+    return np.clip(filled, 0, 1).astype(np.float32)
+
+
 class Mask(Operator):
     """Inpainting: only the known pixels (mask = 1) are observed.
 
@@ -139,12 +148,9 @@ class Mask(Operator):
         return torch.where(known, y, x)
 
     def classical_fill(self, y: torch.Tensor) -> torch.Tensor:
-        """The holes of ``y`` filled by biharmonic inpainting (scikit-image), the known pixels kept."""
-        from skimage.restoration import inpaint_biharmonic
-
-        holes = ~self.known[0, 0].bool().cpu().numpy()
-        filled = inpaint_biharmonic(to_pixels(y), holes, channel_axis=-1)
-        return to_tensor(np.clip(filled, 0, 1)).to(y.device)
+        """The holes of ``y`` filled by biharmonic inpainting (``biharmonic_fill``)."""
+        known = self.known[0, 0].bool().cpu().numpy()
+        return to_tensor(biharmonic_fill(to_pixels(y), known)).to(y.device)
 
     def finish_description(self) -> str:
         if self.blend:

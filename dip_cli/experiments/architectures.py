@@ -205,7 +205,7 @@ def _run_inpaint(cfg: Config, clean, known, out: Path, device, progress) -> Resu
     import torch
 
     from dip_cli.metrics import psnr
-    from dip_cli.operators import Mask
+    from dip_cli.operators import Mask, biharmonic_fill
 
     timer = Timer()
     hole = ~known
@@ -242,7 +242,7 @@ def _run_inpaint(cfg: Config, clean, known, out: Path, device, progress) -> Resu
             {"network": network, "iteration": t, "loss": loss.get(t, float("nan")), "psnr_hole": db}
             for t, db in sorted(scores.items())
         ]
-    classical = _biharmonic(observed, known)
+    classical = biharmonic_fill(observed, known)
     baselines = {"biharmonic (scikit-image)": psnr(classical[hole], clean[hole])}
     figures, verdicts = judge_inpaint(rows, baselines)
     figures["holes (% of the image)"] = 100 * float(hole.mean())
@@ -256,13 +256,6 @@ def _run_inpaint(cfg: Config, clean, known, out: Path, device, progress) -> Resu
     result.paths["plot"] = plots.architectures_inpaint(out / "architectures.png", rows, strip)
     write_results(out, result, str(device))
     return result
-
-
-def _biharmonic(observed: np.ndarray, known: np.ndarray) -> np.ndarray:
-    from skimage.restoration import inpaint_biharmonic
-
-    filled = inpaint_biharmonic(observed, ~known, channel_axis=-1)
-    return np.clip(filled, 0, 1).astype(np.float32)
 
 
 def judge_inpaint(rows: list[dict], baselines: dict[str, float]) -> tuple[dict[str, float], list[Verdict]]:
