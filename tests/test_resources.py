@@ -48,3 +48,21 @@ def test_the_layout_changes_the_speed_not_the_quality(tiny, monkeypatch):
     gains = [psnr(x, clean) - psnr(noisy, clean) for x in (channels_last, contiguous)]
     assert min(gains) > 1.5 and abs(gains[0] - gains[1]) < 0.75, gains
     assert np.isfinite(channels_last).all() and channels_last.shape == noisy.shape
+
+
+def test_the_memory_estimate_counts_each_module_output_once_per_architecture_and_size():
+    """Activations kept for backward (every leaf module's output, 4 bytes, 1.5x for slack),
+    weights with their gradient and Adam state, and the per-pixel buffers. Counts are kept per
+    architecture and size, so a second net of another width or the same net at another size
+    is counted afresh."""
+
+    def net(width: int) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Conv2d(3, width, 3, padding=1), torch.nn.ReLU())
+
+    def expected(width: int, side: int) -> int:
+        activations = 2 * width * side * side  # the convolution's output and the ReLU's
+        params = (3 * 9 + 1) * width
+        return int(activations * 4 * 1.5 + params * 16 + 200 * side * side * 4)
+
+    for width, side in ((4, 8), (8, 8), (4, 16), (4, 8)):
+        assert devices.estimate_bytes(net(width), 3, side, side) == expected(width, side)
