@@ -139,13 +139,6 @@ def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray | None:
     return np.clip(bm3d.bm3d_rgb(noisy, sigma / 255.0), 0, 1)
 
 
-def biharmonic(corrupted: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """The classical anchor for inpainting: scikit-image's biharmonic fill (dip's own finish uses it too)."""
-    from dip_cli.operators import biharmonic_fill
-
-    return biharmonic_fill(corrupted, known)
-
-
 def bicubic(low: np.ndarray, scale: int) -> np.ndarray:
     from PIL import Image
 

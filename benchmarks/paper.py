@@ -30,7 +30,6 @@ import numpy as np
 from benchmarks.common import (
     DATA,
     bicubic,
-    biharmonic,
     cbm3d,
     center_crop,
     iterations_for,
@@ -40,7 +39,13 @@ from benchmarks.common import (
 )
 from dip_cli.io import decode_image, load_image
 from dip_cli.metrics import psnr, ssim
-from dip_cli.operators import encode_jpeg, simulate_downscale, simulate_missing_pixels, simulate_noise
+from dip_cli.operators import (
+    biharmonic_fill,
+    encode_jpeg,
+    simulate_downscale,
+    simulate_missing_pixels,
+    simulate_noise,
+)
 
 SIGMA = 25
 
@@ -115,7 +120,7 @@ def experiments(size: int | None, sr_size: int | None) -> list[Experiment]:
                 corrupted,
                 preset,
                 known=known,
-                baselines={"biharmonic": biharmonic(corrupted, known)},
+                baselines={"biharmonic": biharmonic_fill(corrupted, known)},
             )
         )
     barbara = image("restoration/barbara.png", size)
@@ -130,7 +135,7 @@ def experiments(size: int | None, sr_size: int | None) -> list[Experiment]:
             "inpaint-pixels-paper",
             known=known,
             published="32.22 (full image)",
-            baselines={"biharmonic": biharmonic(dropped, known)},
+            baselines={"biharmonic": biharmonic_fill(dropped, known)},
         )
     )
     zebra = image("sr/zebra_GT.png", sr_size)
