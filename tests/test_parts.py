@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,38 +24,24 @@ from dip_cli.jpeg_file import read_jpeg
 from dip_cli.metrics import psnr
 from dip_cli.operators import Downsample, Identity, JpegModel, Mask, encode_jpeg, simulate_noise
 from dip_cli.options import RunOptions
-from dip_cli.parts import plan_layout, restore_in_tiles
+from dip_cli.parts import plan_layout
 from dip_cli.presets import load_preset
 from dip_cli.progress import CallbackObserver
 from dip_cli.provenance import Record
 from dip_cli.run_folder import RunFolder
 from dip_cli.tiles import plan_tiles
-from tests.conftest import TINY_PRESET, real_crop
+from tests.conftest import real_crop
+from tests.parts_support import SkipRecorder, fixed, in_tiles
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiled") / "tiny.toml"
-    path.write_text(TINY_PRESET)
-    return load_preset(str(path))
-
-
-def fixed(settings, iters: int):
-    return settings.with_overrides(iters=iters, stop="fixed")
+def tiny(tiny_preset):
+    return load_preset(str(tiny_preset))
 
 
 def restore(y, operator, settings, **options) -> tuple[np.ndarray, Record]:
     """``core.restore_array`` on one thread; ``options`` are ``RunOptions``' fields."""
     return restore_array(y, operator, settings, RunOptions(**{"threads": 1, **options}))
-
-
-RUN_OPTIONS = {f.name for f in fields(RunOptions)}
-
-
-def in_tiles(y, operator, settings, layout, **options) -> tuple[np.ndarray, Record]:
-    """``parts.restore_in_tiles`` with ``options`` that are ``RunOptions``' fields made into one."""
-    run_options = RunOptions(**{k: options.pop(k) for k in list(options) if k in RUN_OPTIONS})
-    return restore_in_tiles(y, operator, settings, layout, run_options, **options)
 
 
 def test_a_tiled_restore_is_close_to_the_whole_image_one_and_has_no_seams(tiny):
@@ -191,17 +177,6 @@ def test_a_huge_photo_s_planes_are_paid_from_its_fits_budget():
     assert resources.fit_bytes(settings, 3, side, side) <= resources.fit_budget(huge, 2)
 
     assert resources.fits_at_once("cpu", None) == resources.default_threads(resources.AUTO_TILE**2)
-
-
-class SkipRecorder(CallbackObserver):
-    """Records what a display that times the session is told was done before it."""
-
-    def __init__(self) -> None:
-        super().__init__(lambda status: None)
-        self.skipped: list[int] = []
-
-    def resumed(self, steps: int) -> None:
-        self.skipped.append(steps)
 
 
 @pytest.mark.parametrize("warm_start", [False, True])

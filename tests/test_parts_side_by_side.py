@@ -23,14 +23,12 @@ from dip_cli.presets import load_preset
 from dip_cli.progress import CallbackObserver, Event
 from dip_cli.run_folder import RunFolder
 from tests.conftest import TINY_PRESET, real_crop
-from tests.test_parts import SkipRecorder, fixed, in_tiles
+from tests.parts_support import SkipRecorder, fixed, in_tiles
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("side_by_side") / "tiny.toml"
-    path.write_text(TINY_PRESET)
-    return load_preset(str(path))
+def tiny(tiny_preset):
+    return load_preset(str(tiny_preset))
 
 
 def test_parts_fitted_in_two_worker_processes_give_the_image_fitted_in_turn(tiny):
